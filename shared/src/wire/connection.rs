@@ -1,0 +1,354 @@
+//! One request/response connection to one broker.
+//!
+//! Framing is Kafka's: a big-endian i32 length, the request header, the body. Bodies and headers
+//! are the `kafka-protocol` structs; this file only chooses versions and moves bytes. A request
+//! that times out poisons the connection (its late answer would be read as the next one's), so
+//! the caller must reconnect.
+
+use std::collections::HashMap;
+use std::ops::RangeInclusive;
+use std::time::Duration;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, RequestHeader, ResponseHeader,
+};
+use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Message, Request, StrBytes};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::settings::SecuritySettings;
+
+use super::transport::{self, Stream};
+
+/// Largest response we accept; a bigger length prefix means a corrupt stream.
+const MAX_RESPONSE_BYTES: usize = 100 * 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum WireError {
+    #[error("{0}")]
+    Io(String),
+    #[error("TLS: {0}")]
+    Tls(String),
+    #[error("SASL: {0}")]
+    Sasl(String),
+    #[error("{api:?} timed out after {after:?} on {address}")]
+    Timeout {
+        api: ApiKey,
+        address: String,
+        after: Duration,
+    },
+    #[error("encoding {api:?} v{version}: {reason}")]
+    Encode {
+        api: ApiKey,
+        version: i16,
+        reason: String,
+    },
+    #[error("decoding {api:?} v{version} from {address}: {reason}")]
+    Decode {
+        api: ApiKey,
+        version: i16,
+        address: String,
+        reason: String,
+    },
+    #[error("{address} answered correlation id {got} to request {expected}")]
+    CorrelationMismatch {
+        address: String,
+        expected: i32,
+        got: i32,
+    },
+    #[error("{address} supports no version of {api:?} in {wanted_min}..={wanted_max} (it offers {offered})")]
+    NoCommonVersion {
+        api: ApiKey,
+        address: String,
+        wanted_min: i16,
+        wanted_max: i16,
+        offered: String,
+    },
+    #[error("the connection to {0} is unusable after an earlier failure; reconnect")]
+    Poisoned(String),
+}
+
+impl WireError {
+    /// Failures of the transport itself (as opposed to a version or protocol mismatch), after
+    /// which a new connection may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            Self::Io(_) | Self::Timeout { .. } | Self::Poisoned(_) | Self::CorrelationMismatch { .. }
+        )
+    }
+}
+
+/// The versions of one API a broker supports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApiVersionRange {
+    pub min: i16,
+    pub max: i16,
+}
+
+pub struct BrokerConnection {
+    address: String,
+    stream: Box<dyn Stream>,
+    client_id: StrBytes,
+    next_correlation_id: i32,
+    request_timeout: Duration,
+    supported: HashMap<i16, ApiVersionRange>,
+    poisoned: bool,
+}
+
+impl std::fmt::Debug for BrokerConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BrokerConnection")
+            .field("address", &self.address)
+            .field("client_id", &self.client_id)
+            .field("poisoned", &self.poisoned)
+            .finish_non_exhaustive()
+    }
+}
+
+impl BrokerConnection {
+    /// Opens a connection, asks the broker which API versions it supports and authenticates
+    /// if the settings ask for SASL.
+    pub async fn connect(
+        address: &str,
+        security: &SecuritySettings,
+        client_id: &str,
+        request_timeout: Duration,
+    ) -> Result<Self, WireError> {
+        let stream = tokio::time::timeout(request_timeout, transport::open(address, security))
+            .await
+            .map_err(|_| WireError::Io(format!("connect to {address}: timed out after {request_timeout:?}")))??;
+        let mut connection = Self {
+            address: address.to_owned(),
+            stream,
+            client_id: StrBytes::from_string(client_id.to_owned()),
+            next_correlation_id: 0,
+            request_timeout,
+            supported: HashMap::new(),
+            poisoned: false,
+        };
+        connection.supported = connection.fetch_api_versions().await?;
+        if let Some(credentials) = &security.sasl {
+            super::sasl::authenticate(&mut connection, credentials).await?;
+        }
+        Ok(connection)
+    }
+
+    /// Changes the time allowed for each later request (JoinGroup needs longer than most).
+    pub fn set_request_timeout(&mut self, timeout: Duration) {
+        self.request_timeout = timeout;
+    }
+
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    /// The broker's version range for an API, if it supports it at all.
+    pub fn supported_range(&self, api: ApiKey) -> Option<ApiVersionRange> {
+        self.supported.get(&(api as i16)).copied()
+    }
+
+    /// The highest version of `R` that we want, the crate can encode and the broker accepts.
+    pub fn negotiate<R: Request>(&self, wanted: RangeInclusive<i16>) -> Result<i16, WireError> {
+        let api = api_key::<R>();
+        let crate_range = R::VERSIONS;
+        let broker = self.supported_range(api);
+        let high = (*wanted.end())
+            .min(crate_range.max)
+            .min(broker.map_or(i16::MIN, |b| b.max));
+        let low = (*wanted.start())
+            .max(crate_range.min)
+            .max(broker.map_or(i16::MAX, |b| b.min));
+        if broker.is_none() || low > high {
+            return Err(WireError::NoCommonVersion {
+                api,
+                address: self.address.clone(),
+                wanted_min: *wanted.start(),
+                wanted_max: *wanted.end(),
+                offered: broker.map_or_else(
+                    || "none".to_owned(),
+                    |b| format!("{}..={}", b.min, b.max),
+                ),
+            });
+        }
+        Ok(high)
+    }
+
+    /// Sends one request at the given version and waits for its response.
+    pub async fn send<R: Request>(
+        &mut self,
+        version: i16,
+        request: &R,
+    ) -> Result<R::Response, WireError> {
+        let api = api_key::<R>();
+        let mut body = self.exchange(api, version, R::header_version(version), request).await?;
+        let header_version = <R::Response as HeaderVersion>::header_version(version);
+        self.read_response_header(&mut body, api, version, header_version)?;
+        R::Response::decode(&mut body, version).map_err(|e| self.decode_error(api, version, e))
+    }
+
+    /// ApiVersions is special: a broker that does not know our version answers in v0 layout.
+    async fn fetch_api_versions(&mut self) -> Result<HashMap<i16, ApiVersionRange>, WireError> {
+        let version = ApiVersionsRequest::VERSIONS.max.min(3);
+        let request = ApiVersionsRequest::default()
+            .with_client_software_name(StrBytes::from_static_str("streaming-kafka"))
+            .with_client_software_version(StrBytes::from_static_str(env!("CARGO_PKG_VERSION")));
+        let api = ApiKey::ApiVersions;
+        let mut body = self
+            .exchange(api, version, ApiVersionsRequest::header_version(version), &request)
+            .await?;
+        // The response header of ApiVersions is always v0, whatever the request version.
+        self.read_response_header(&mut body, api, version, 0)?;
+        let response = match ApiVersionsResponse::decode(&mut body.clone(), version) {
+            Ok(response) if response.error_code == 0 => response,
+            _ => ApiVersionsResponse::decode(&mut body, 0)
+                .map_err(|e| self.decode_error(api, 0, e))?,
+        };
+        Ok(response
+            .api_keys
+            .iter()
+            .map(|k| {
+                (
+                    k.api_key,
+                    ApiVersionRange {
+                        min: k.min_version,
+                        max: k.max_version,
+                    },
+                )
+            })
+            .collect())
+    }
+
+    /// Writes one framed request and reads one framed response, returning its bytes.
+    async fn exchange<R: Encodable>(
+        &mut self,
+        api: ApiKey,
+        version: i16,
+        header_version: i16,
+        request: &R,
+    ) -> Result<Bytes, WireError> {
+        if self.poisoned {
+            return Err(WireError::Poisoned(self.address.clone()));
+        }
+        let correlation_id = self.next_correlation_id;
+        self.next_correlation_id = self.next_correlation_id.wrapping_add(1);
+        let frame = self.frame(api, version, header_version, correlation_id, request)?;
+        let timeout = self.request_timeout;
+        let outcome = tokio::time::timeout(timeout, self.round_trip(&frame)).await;
+        let body = match outcome {
+            Ok(Ok(body)) => body,
+            Ok(Err(e)) => {
+                self.poisoned = true;
+                return Err(e);
+            }
+            Err(_) => {
+                self.poisoned = true;
+                return Err(WireError::Timeout {
+                    api,
+                    address: self.address.clone(),
+                    after: timeout,
+                });
+            }
+        };
+        if body.len() < 4 {
+            self.poisoned = true;
+            return Err(self.decode_error(api, version, "response shorter than its header"));
+        }
+        let got = body.clone().get_i32();
+        if got != correlation_id {
+            self.poisoned = true;
+            return Err(WireError::CorrelationMismatch {
+                address: self.address.clone(),
+                expected: correlation_id,
+                got,
+            });
+        }
+        Ok(body)
+    }
+
+    fn frame<R: Encodable>(
+        &self,
+        api: ApiKey,
+        version: i16,
+        header_version: i16,
+        correlation_id: i32,
+        request: &R,
+    ) -> Result<BytesMut, WireError> {
+        let encode_error = |reason: String| WireError::Encode {
+            api,
+            version,
+            reason,
+        };
+        let header = RequestHeader::default()
+            .with_request_api_key(api as i16)
+            .with_request_api_version(version)
+            .with_correlation_id(correlation_id)
+            .with_client_id(Some(self.client_id.clone()));
+        let mut frame = BytesMut::with_capacity(256);
+        frame.put_i32(0); // length, patched below
+        header
+            .encode(&mut frame, header_version)
+            .map_err(|e| encode_error(e.to_string()))?;
+        request
+            .encode(&mut frame, version)
+            .map_err(|e| encode_error(e.to_string()))?;
+        let length = i32::try_from(frame.len() - 4)
+            .map_err(|_| encode_error("request larger than 2 GiB".into()))?;
+        frame[..4].copy_from_slice(&length.to_be_bytes());
+        Ok(frame)
+    }
+
+    async fn round_trip(&mut self, frame: &[u8]) -> Result<Bytes, WireError> {
+        let io = |what: &str, e: std::io::Error| WireError::Io(format!("{what} {}: {e}", self.address));
+        self.stream
+            .write_all(frame)
+            .await
+            .map_err(|e| io("write to", e))?;
+        self.stream.flush().await.map_err(|e| io("write to", e))?;
+        let length = self
+            .stream
+            .read_i32()
+            .await
+            .map_err(|e| io("read from", e))?;
+        let length = usize::try_from(length)
+            .ok()
+            .filter(|l| *l <= MAX_RESPONSE_BYTES)
+            .ok_or_else(|| WireError::Io(format!("{} sent a frame length of {length}", self.address)))?;
+        let mut body = vec![0u8; length];
+        self.stream
+            .read_exact(&mut body)
+            .await
+            .map_err(|e| io("read from", e))?;
+        Ok(Bytes::from(body))
+    }
+
+    fn read_response_header(
+        &mut self,
+        body: &mut Bytes,
+        api: ApiKey,
+        version: i16,
+        header_version: i16,
+    ) -> Result<(), WireError> {
+        ResponseHeader::decode(body, header_version)
+            .map(|_| ())
+            .map_err(|e| {
+                self.poisoned = true;
+                self.decode_error(api, version, e)
+            })
+    }
+
+    fn decode_error(&self, api: ApiKey, version: i16, reason: impl std::fmt::Display) -> WireError {
+        WireError::Decode {
+            api,
+            version,
+            address: self.address.clone(),
+            reason: reason.to_string(),
+        }
+    }
+}
+
+fn api_key<R: Request>() -> ApiKey {
+    // `R::KEY` comes from the crate's generated table, so the conversion cannot fail for a
+    // request type it defines; fall back to ApiVersions only to keep this total.
+    ApiKey::try_from(R::KEY).unwrap_or(ApiKey::ApiVersions)
+}
