@@ -1,0 +1,89 @@
+//! The analytics consumer's typed settings, read once at start-up from defaults,
+//! `analytics.env` and the environment.
+//!
+//! Only what the static group member, the rolling window and the HTTP endpoint need lives
+//! here; connection and logging settings are the shared ones.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use shared::settings::{
+    ConnectionSettings, SettingsError, SettingsSource, TopicWaitSettings, Variable,
+    common_variables,
+};
+
+#[derive(Debug, Clone)]
+#[expect(dead_code, reason = "the metrics window and HTTP endpoint (their own issue) read every field")]
+pub struct AnalyticsSettings {
+    pub connection: ConnectionSettings,
+    pub order_topic: String,
+    pub inventory_topic: String,
+    pub group_id: String,
+    /// KIP-345 static membership; `None` joins as a dynamic member.
+    pub group_instance_id: Option<String>,
+    pub auto_offset_reset_earliest: bool,
+    pub window: Duration,
+    pub report_interval: Duration,
+    pub http_host: IpAddr,
+    pub http_port: u16,
+    pub topic_wait: TopicWaitSettings,
+}
+
+pub fn variables() -> Vec<Variable> {
+    let mut variables = common_variables();
+    variables.extend([
+        Variable::new("ORDER_TOPIC", "order-events", "Order topic to analyse."),
+        Variable::new(
+            "INVENTORY_TOPIC",
+            "inventory-events",
+            "Inventory outcome topic to analyse.",
+        ),
+        Variable::new("GROUP_ID", "analytics-service", "Consumer group id."),
+        Variable::new(
+            "GROUP_INSTANCE_ID",
+            "analytics-1",
+            "Static member id (KIP-345); empty joins as a dynamic member.",
+        ),
+        Variable::new(
+            "AUTO_OFFSET_RESET",
+            "earliest",
+            "Start without a committed offset: earliest or latest.",
+        ),
+        Variable::new(
+            "WINDOW_SEC",
+            "60",
+            "Length of the rolling metrics window in seconds (1-3600).",
+        ),
+        Variable::new(
+            "REPORT_INTERVAL_SEC",
+            "5",
+            "Seconds between snapshot refreshes and summary lines (1-3600).",
+        ),
+        Variable::new("HTTP_HOST", "0.0.0.0", "Address the HTTP endpoint listens on."),
+        Variable::new("HTTP_PORT", "8080", "Port the HTTP endpoint listens on (1-65535)."),
+    ]);
+    variables.extend(TopicWaitSettings::variables());
+    variables
+}
+
+impl AnalyticsSettings {
+    pub fn from_source(source: &SettingsSource) -> Result<Self, SettingsError> {
+        let http_host = source.raw("HTTP_HOST");
+        Ok(Self {
+            connection: ConnectionSettings::from_source(source, "analytics-consumer")?,
+            order_topic: source.kafka_name("ORDER_TOPIC")?,
+            inventory_topic: source.kafka_name("INVENTORY_TOPIC")?,
+            group_id: source.kafka_name("GROUP_ID")?,
+            group_instance_id: source.optional_kafka_name("GROUP_INSTANCE_ID")?,
+            auto_offset_reset_earliest: source
+                .choice("AUTO_OFFSET_RESET", &[("earliest", true), ("latest", false)])?,
+            window: source.seconds("WINDOW_SEC", 1, 3600)?,
+            report_interval: source.seconds("REPORT_INTERVAL_SEC", 1, 3600)?,
+            http_host: http_host.trim().parse().map_err(|_| {
+                SettingsError::invalid("HTTP_HOST", &http_host, "an IPv4 or IPv6 address such as 0.0.0.0")
+            })?,
+            http_port: source.integer("HTTP_PORT", 1, 65535)?,
+            topic_wait: TopicWaitSettings::from_source(source)?,
+        })
+    }
+}
