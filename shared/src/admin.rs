@@ -50,7 +50,7 @@ impl TopicSpec {
 }
 
 /// What `create_topics` did for one topic.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum TopicOutcome {
     Created,
     /// The topic was there already, with this many partitions (it is left as it is).

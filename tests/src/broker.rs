@@ -75,7 +75,7 @@ pub fn broker_args(binary: &Path, port: u16, storage: &Storage) -> Vec<String> {
     } else {
         ("--listener-url", "--advertised-listener-url")
     };
-    vec![
+    let mut args = vec![
         "broker".into(),
         listener.into(),
         url.clone(),
@@ -83,11 +83,12 @@ pub fn broker_args(binary: &Path, port: u16, storage: &Storage) -> Vec<String> {
         url,
         "--storage-engine".into(),
         engine,
-        // Each broker also serves Prometheus metrics; give it its own port so brokers of
-        // parallel test binaries do not collide on the default one.
-        "--prometheus-listener-url".into(),
-        format!("tcp://127.0.0.1:{}", free_port()),
-    ]
+    ];
+    if !is_tansu {
+        // Tests join groups often; Kafka's 3 s initial rebalance delay would only slow them.
+        args.extend(["--group-initial-rebalance-delay".into(), "0s".into()]);
+    }
+    args
 }
 
 impl TestBroker {
