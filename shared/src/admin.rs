@@ -54,7 +54,9 @@ impl TopicSpec {
 pub enum TopicOutcome {
     Created,
     /// The topic was there already, with this many partitions (it is left as it is).
-    AlreadyExisted { partitions: i32 },
+    AlreadyExisted {
+        partitions: i32,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -250,15 +252,15 @@ impl TopicAdmin {
         let connection = self.connection().await?;
         let version = connection.negotiate::<MetadataRequest>(4..=12)?;
         let response = connection.send(version, &request).await?;
-        let controller = response
-            .brokers
-            .iter()
-            .find(|b| b.node_id == response.controller_id && response.controller_id != BrokerId(-1));
+        let controller = response.brokers.iter().find(|b| {
+            b.node_id == response.controller_id && response.controller_id != BrokerId(-1)
+        });
         if let Some(broker) = controller {
             let address = format!("{}:{}", broker.host, broker.port);
             let mut settings = self.settings.clone();
             settings.bootstrap_servers = vec![address];
-            self.connection = Some(connect::broker_connection(&settings, self.connect_deadline).await?);
+            self.connection =
+                Some(connect::broker_connection(&settings, self.connect_deadline).await?);
         }
         Ok(())
     }

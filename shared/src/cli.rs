@@ -62,7 +62,10 @@ pub struct ServiceInfo {
 
 pub fn print_help(info: &ServiceInfo, variables: &[Variable]) {
     let mut out = String::new();
-    out.push_str(&format!("{} {}\n{}\n\n", info.binary, info.version, info.about));
+    out.push_str(&format!(
+        "{} {}\n{}\n\n",
+        info.binary, info.version, info.about
+    ));
     out.push_str(&format!("Usage: {} [OPTION]\n\nOptions:\n", info.binary));
     out.push_str("  -h, --help        print this help\n");
     out.push_str("  -V, --version     print the version\n");

@@ -21,7 +21,10 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
-    #[error("could not reach any broker of BOOTSTRAP_SERVERS within {waited:?}; tried {}", describe(tried))]
+    #[error(
+        "could not reach any broker of BOOTSTRAP_SERVERS within {waited:?}; tried {}",
+        describe(tried)
+    )]
     Unreachable {
         waited: Duration,
         tried: Vec<(String, String)>,
@@ -54,10 +57,17 @@ pub async fn broker_connection(
     loop {
         last_errors.clear();
         for address in &settings.bootstrap_servers {
-            let remaining = deadline.saturating_sub(started.elapsed()).max(Duration::from_millis(100));
+            let remaining = deadline
+                .saturating_sub(started.elapsed())
+                .max(Duration::from_millis(100));
             let timeout = remaining.min(DEFAULT_REQUEST_TIMEOUT);
-            match BrokerConnection::connect(address, &settings.security, &settings.client_id, timeout)
-                .await
+            match BrokerConnection::connect(
+                address,
+                &settings.security,
+                &settings.client_id,
+                timeout,
+            )
+            .await
             {
                 Ok(mut connection) => {
                     connection.set_request_timeout(DEFAULT_REQUEST_TIMEOUT);
@@ -88,7 +98,9 @@ pub async fn data_client(
     // Probing with our own connection first gives a per-address error on failure, which
     // rskafka's builder does not.
     drop(broker_connection(settings, deadline).await?);
-    let remaining = deadline.saturating_sub(started.elapsed()).max(Duration::from_secs(1));
+    let remaining = deadline
+        .saturating_sub(started.elapsed())
+        .max(Duration::from_secs(1));
     let mut builder = ClientBuilder::new(settings.bootstrap_servers.clone())
         .client_id(settings.client_id.clone())
         .backoff_config(rskafka::BackoffConfig {

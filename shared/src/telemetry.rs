@@ -10,7 +10,9 @@ use crate::settings::LogFormat;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TelemetryError {
-    #[error("invalid value for RUST_LOG: {value:?} (accepted: a tracing filter such as info or shared=debug,info): {reason}")]
+    #[error(
+        "invalid value for RUST_LOG: {value:?} (accepted: a tracing filter such as info or shared=debug,info): {reason}"
+    )]
     BadFilter { value: String, reason: String },
     #[error("a global logger is already installed")]
     AlreadyInstalled,

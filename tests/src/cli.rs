@@ -50,7 +50,11 @@ impl ServiceCli<'_> {
             }
             let key = line.split('=').next().unwrap_or_default().trim().to_owned();
             let documented = index > 0 && lines[index - 1].trim_start().starts_with('#');
-            assert!(documented, "{}: {key} has no comment line above it", self.env_file);
+            assert!(
+                documented,
+                "{}: {key} has no comment line above it",
+                self.env_file
+            );
             found.insert(key);
         }
         found
@@ -60,7 +64,11 @@ impl ServiceCli<'_> {
     pub fn assert_rejects(&self, variable: &str, value: &str, message: &str) {
         let output = self.run(&["--check-config"], &[(variable, value)]);
         let stderr = String::from_utf8_lossy(&output.stderr);
-        assert_eq!(output.status.code(), Some(2), "{variable}={value:?}: {stderr}");
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{variable}={value:?}: {stderr}"
+        );
         assert_eq!(
             stderr.trim_end(),
             format!("{}: configuration error: {message}", self.name),
@@ -90,7 +98,10 @@ impl ServiceCli<'_> {
         let checked = self.run(&["--check-config"], &[("SASL_PASSWORD", "hunter2")]);
         let stdout = String::from_utf8_lossy(&checked.stdout);
         assert_eq!(checked.status.code(), Some(0), "{stdout}");
-        assert!(stdout.contains("SASL_PASSWORD=********  # environment"), "{stdout}");
+        assert!(
+            stdout.contains("SASL_PASSWORD=********  # environment"),
+            "{stdout}"
+        );
         assert!(!stdout.contains("hunter2"), "the password is masked");
         assert!(
             stdout.contains(&format!("# env file: {}", self.env_file)),

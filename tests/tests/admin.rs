@@ -28,13 +28,19 @@ async fn creating_a_topic_twice_is_idempotent_and_keeps_the_asked_partition_coun
     let topic = unique_name("orders");
     let spec = TopicSpec::new(&topic, 6, 1);
 
-    let first = admin.create_topics(std::slice::from_ref(&spec)).await.expect("first create");
+    let first = admin
+        .create_topics(std::slice::from_ref(&spec))
+        .await
+        .expect("first create");
     assert_eq!(first, vec![(topic.clone(), TopicOutcome::Created)]);
 
     let second = admin.create_topics(&[spec]).await.expect("second create");
     assert_eq!(
         second,
-        vec![(topic.clone(), TopicOutcome::AlreadyExisted { partitions: 6 })]
+        vec![(
+            topic.clone(),
+            TopicOutcome::AlreadyExisted { partitions: 6 }
+        )]
     );
 
     let described = admin.describe_topics(&[&topic]).await.expect("describe");
@@ -58,7 +64,10 @@ async fn several_topics_with_configs_are_created_in_one_call() {
     ];
     expected.sort();
     assert_eq!(outcomes, expected);
-    let described = admin.describe_topics(&[&orders, &state]).await.expect("describe");
+    let described = admin
+        .describe_topics(&[&orders, &state])
+        .await
+        .expect("describe");
     assert_eq!(described.get(&orders), Some(&3));
     assert_eq!(described.get(&state), Some(&3));
 }
@@ -74,19 +83,30 @@ async fn waiting_for_a_missing_topic_times_out_naming_it_and_creates_nothing() {
         .expect("create the present topic");
 
     let err = admin
-        .wait_for_topics(&[&present, &missing], &quick_wait(Duration::from_millis(500)))
+        .wait_for_topics(
+            &[&present, &missing],
+            &quick_wait(Duration::from_millis(500)),
+        )
         .await
         .expect_err("the missing topic never appears");
     match &err {
-        AdminError::TopicsMissing { missing: names, .. } => assert_eq!(names, &vec![missing.clone()]),
+        AdminError::TopicsMissing { missing: names, .. } => {
+            assert_eq!(names, &vec![missing.clone()])
+        }
         other => panic!("expected TopicsMissing, got {other}"),
     }
     let message = err.to_string();
-    assert!(message.contains(&missing) && !message.contains(&present), "{message}");
+    assert!(
+        message.contains(&missing) && !message.contains(&present),
+        "{message}"
+    );
     assert!(message.contains("TOPIC_WAIT_SKIP=1"), "{message}");
 
     let described = admin.describe_topics(&[&missing]).await.expect("describe");
-    assert!(described.is_empty(), "waiting must not auto-create the topic");
+    assert!(
+        described.is_empty(),
+        "waiting must not auto-create the topic"
+    );
 }
 
 #[tokio::test]

@@ -33,17 +33,27 @@ async fn answers(bootstrap: &str) -> bool {
 async fn start_status_stop_leaves_no_process_behind() {
     let name = unique_name("script");
     let started = broker_sh(&["start", "--name", &name]);
-    assert!(started.status.success(), "{}", String::from_utf8_lossy(&started.stderr));
+    assert!(
+        started.status.success(),
+        "{}",
+        String::from_utf8_lossy(&started.stderr)
+    );
     let stdout = String::from_utf8_lossy(&started.stdout).into_owned();
     let bootstrap = stdout
         .lines()
         .find_map(|line| line.strip_prefix("BOOTSTRAP_SERVERS="))
         .expect("start prints BOOTSTRAP_SERVERS=")
         .to_owned();
-    assert!(answers(&bootstrap).await, "the started broker answers Metadata");
+    assert!(
+        answers(&bootstrap).await,
+        "the started broker answers Metadata"
+    );
 
     let again = broker_sh(&["start", "--name", &name]);
-    assert!(String::from_utf8_lossy(&again.stdout).contains(&bootstrap), "start is idempotent");
+    assert!(
+        String::from_utf8_lossy(&again.stdout).contains(&bootstrap),
+        "start is idempotent"
+    );
 
     let status = broker_sh(&["status", "--name", &name]);
     assert_eq!(status.status.code(), Some(0));
@@ -58,8 +68,14 @@ async fn start_status_stop_leaves_no_process_behind() {
     let stopped = broker_sh(&["stop", "--name", &name]);
     assert!(stopped.status.success());
     assert!(!process_exists(pid), "the broker process is gone");
-    assert!(!answers(&bootstrap).await, "nothing answers on its port any more");
-    assert_eq!(broker_sh(&["status", "--name", &name]).status.code(), Some(3));
+    assert!(
+        !answers(&bootstrap).await,
+        "nothing answers on its port any more"
+    );
+    assert_eq!(
+        broker_sh(&["status", "--name", &name]).status.code(),
+        Some(3)
+    );
 }
 
 #[tokio::test]
@@ -68,5 +84,8 @@ async fn a_dropped_test_broker_stops_listening() {
     let bootstrap = broker.bootstrap();
     assert!(answers(&bootstrap).await);
     drop(broker);
-    assert!(!answers(&bootstrap).await, "dropping the harness broker stops it");
+    assert!(
+        !answers(&bootstrap).await,
+        "dropping the harness broker stops it"
+    );
 }

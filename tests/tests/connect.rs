@@ -14,24 +14,29 @@ use shared::settings::ConnectionSettings;
 async fn unreachable_brokers_are_each_named_in_the_error() {
     let first = format!("127.0.0.1:{}", free_port());
     let second = format!("127.0.0.1:{}", free_port());
-    let settings = ConnectionSettings::plaintext(vec![first.clone(), second.clone()], "connect-test");
+    let settings =
+        ConnectionSettings::plaintext(vec![first.clone(), second.clone()], "connect-test");
     let err = connect::broker_connection(&settings, Duration::from_millis(800))
         .await
         .expect_err("nothing listens there");
     assert!(matches!(err, ConnectError::Unreachable { .. }), "{err}");
     let message = err.to_string();
-    assert!(message.starts_with("could not reach any broker of BOOTSTRAP_SERVERS within"), "{message}");
-    assert!(message.contains(&first) && message.contains(&second), "{message}");
+    assert!(
+        message.starts_with("could not reach any broker of BOOTSTRAP_SERVERS within"),
+        "{message}"
+    );
+    assert!(
+        message.contains(&first) && message.contains(&second),
+        "{message}"
+    );
     assert!(message.contains("refused"), "{message}");
 }
 
 #[tokio::test]
 async fn a_dead_address_before_a_live_one_is_skipped() {
     let dead = format!("127.0.0.1:{}", free_port());
-    let settings = ConnectionSettings::plaintext(
-        vec![dead, shared_broker().bootstrap()],
-        "connect-test",
-    );
+    let settings =
+        ConnectionSettings::plaintext(vec![dead, shared_broker().bootstrap()], "connect-test");
     let connection = connect::broker_connection(&settings, Duration::from_secs(10))
         .await
         .expect("the live broker answers");
@@ -73,5 +78,8 @@ async fn the_data_client_round_trips_a_record() {
         .expect("fetch");
     assert_eq!(high_watermark, 1);
     assert_eq!(records.len(), 1);
-    assert_eq!(records[0].record.value.as_deref(), Some(&b"{\"hello\":1}"[..]));
+    assert_eq!(
+        records[0].record.value.as_deref(),
+        Some(&b"{\"hello\":1}"[..])
+    );
 }

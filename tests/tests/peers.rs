@@ -56,11 +56,16 @@ print("\n".join(values))
 #[tokio::test]
 async fn records_from_a_confluent_kafka_producer_are_read_by_our_data_client() {
     let topic = create_topic(1).await;
-    let output = run_python(CONFLUENT_PRODUCER, &[&shared_broker().bootstrap(), &topic, "50"]);
+    let output = run_python(
+        CONFLUENT_PRODUCER,
+        &[&shared_broker().bootstrap(), &topic, "50"],
+    );
     assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "50");
 
     let settings = shared_broker().connection_settings("peer-test");
-    let client = connect::data_client(&settings, Duration::from_secs(10)).await.expect("client");
+    let client = connect::data_client(&settings, Duration::from_secs(10))
+        .await
+        .expect("client");
     let partition = client
         .partition_client(&topic, 0, UnknownTopicHandling::Retry)
         .await
@@ -85,7 +90,9 @@ async fn records_from_a_confluent_kafka_producer_are_read_by_our_data_client() {
 async fn records_from_our_data_client_are_read_by_kafka_python() {
     let topic = create_topic(1).await;
     let settings = shared_broker().connection_settings("peer-test");
-    let client = connect::data_client(&settings, Duration::from_secs(10)).await.expect("client");
+    let client = connect::data_client(&settings, Duration::from_secs(10))
+        .await
+        .expect("client");
     let partition = client
         .partition_client(&topic, 0, UnknownTopicHandling::Retry)
         .await
@@ -103,7 +110,10 @@ async fn records_from_our_data_client_are_read_by_kafka_python() {
         .await
         .expect("produce");
 
-    let output = run_python(KAFKA_PYTHON_READER, &[&shared_broker().bootstrap(), &topic, "20"]);
+    let output = run_python(
+        KAFKA_PYTHON_READER,
+        &[&shared_broker().bootstrap(), &topic, "20"],
+    );
     let read: Vec<String> = String::from_utf8_lossy(&output.stdout)
         .lines()
         .map(str::to_owned)

@@ -13,7 +13,10 @@ use shared::settings::{
 };
 
 #[derive(Debug, Clone)]
-#[expect(dead_code, reason = "the metrics window and HTTP endpoint (their own issue) read every field")]
+#[expect(
+    dead_code,
+    reason = "the metrics window and HTTP endpoint (their own issue) read every field"
+)]
 pub struct AnalyticsSettings {
     pub connection: ConnectionSettings,
     pub order_topic: String,
@@ -59,8 +62,16 @@ pub fn variables() -> Vec<Variable> {
             "5",
             "Seconds between snapshot refreshes and summary lines (1-3600).",
         ),
-        Variable::new("HTTP_HOST", "0.0.0.0", "Address the HTTP endpoint listens on."),
-        Variable::new("HTTP_PORT", "8080", "Port the HTTP endpoint listens on (1-65535)."),
+        Variable::new(
+            "HTTP_HOST",
+            "0.0.0.0",
+            "Address the HTTP endpoint listens on.",
+        ),
+        Variable::new(
+            "HTTP_PORT",
+            "8080",
+            "Port the HTTP endpoint listens on (1-65535).",
+        ),
     ]);
     variables.extend(TopicWaitSettings::variables());
     variables
@@ -75,12 +86,18 @@ impl AnalyticsSettings {
             inventory_topic: source.kafka_name("INVENTORY_TOPIC")?,
             group_id: source.kafka_name("GROUP_ID")?,
             group_instance_id: source.optional_kafka_name("GROUP_INSTANCE_ID")?,
-            auto_offset_reset_earliest: source
-                .choice("AUTO_OFFSET_RESET", &[("earliest", true), ("latest", false)])?,
+            auto_offset_reset_earliest: source.choice(
+                "AUTO_OFFSET_RESET",
+                &[("earliest", true), ("latest", false)],
+            )?,
             window: source.seconds("WINDOW_SEC", 1, 3600)?,
             report_interval: source.seconds("REPORT_INTERVAL_SEC", 1, 3600)?,
             http_host: http_host.trim().parse().map_err(|_| {
-                SettingsError::invalid("HTTP_HOST", &http_host, "an IPv4 or IPv6 address such as 0.0.0.0")
+                SettingsError::invalid(
+                    "HTTP_HOST",
+                    &http_host,
+                    "an IPv4 or IPv6 address such as 0.0.0.0",
+                )
             })?,
             http_port: source.integer("HTTP_PORT", 1, 65535)?,
             topic_wait: TopicWaitSettings::from_source(source)?,

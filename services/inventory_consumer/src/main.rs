@@ -23,7 +23,11 @@ const INFO: ServiceInfo = ServiceInfo {
 };
 
 fn main() -> ExitCode {
-    let settings = match shared::cli::start(&INFO, &settings::variables(), InventorySettings::from_source) {
+    let settings = match shared::cli::start(
+        &INFO,
+        &settings::variables(),
+        InventorySettings::from_source,
+    ) {
         Startup::Run(settings) | Startup::Subcommand(_, settings) => settings,
         Startup::Exit(code) => return ExitCode::from(code as u8),
     };
@@ -38,9 +42,13 @@ fn main() -> ExitCode {
 
 #[tokio::main]
 async fn run(settings: InventorySettings) -> anyhow::Result<()> {
-    let shutdown = shared::shutdown::Shutdown::on_signals().context("installing signal handlers")?;
+    let shutdown =
+        shared::shutdown::Shutdown::on_signals().context("installing signal handlers")?;
     tracing::info!(group = %settings.group_id, orders = %settings.order_topic, "inventory-consumer starting");
-    let topics = [settings.order_topic.as_str(), settings.inventory_topic.as_str()];
+    let topics = [
+        settings.order_topic.as_str(),
+        settings.inventory_topic.as_str(),
+    ];
     tokio::select! {
         waited = async {
             let mut admin = TopicAdmin::connect(&settings.connection, Duration::from_secs(30)).await?;

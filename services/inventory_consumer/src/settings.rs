@@ -27,7 +27,10 @@ pub const OFFSET_RESET_CHOICES: &[(&str, OffsetReset)] = &[
 ];
 
 #[derive(Debug, Clone)]
-#[expect(dead_code, reason = "the stock rules (their own issue) read every field")]
+#[expect(
+    dead_code,
+    reason = "the stock rules (their own issue) read every field"
+)]
 pub struct InventorySettings {
     pub connection: ConnectionSettings,
     pub order_topic: String,
@@ -43,7 +46,11 @@ pub struct InventorySettings {
 pub fn variables() -> Vec<Variable> {
     let mut variables = common_variables();
     variables.extend([
-        Variable::new("ORDER_TOPIC", "order-events", "Topic the orders are read from."),
+        Variable::new(
+            "ORDER_TOPIC",
+            "order-events",
+            "Topic the orders are read from.",
+        ),
         Variable::new(
             "INVENTORY_TOPIC",
             "inventory-events",

@@ -22,10 +22,11 @@ const INFO: ServiceInfo = ServiceInfo {
 };
 
 fn main() -> ExitCode {
-    let settings = match shared::cli::start(&INFO, &settings::variables(), ProducerSettings::from_source) {
-        Startup::Run(settings) | Startup::Subcommand(_, settings) => settings,
-        Startup::Exit(code) => return ExitCode::from(code as u8),
-    };
+    let settings =
+        match shared::cli::start(&INFO, &settings::variables(), ProducerSettings::from_source) {
+            Startup::Run(settings) | Startup::Subcommand(_, settings) => settings,
+            Startup::Exit(code) => return ExitCode::from(code as u8),
+        };
     match run(settings) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -37,7 +38,8 @@ fn main() -> ExitCode {
 
 #[tokio::main]
 async fn run(settings: ProducerSettings) -> anyhow::Result<()> {
-    let shutdown = shared::shutdown::Shutdown::on_signals().context("installing signal handlers")?;
+    let shutdown =
+        shared::shutdown::Shutdown::on_signals().context("installing signal handlers")?;
     tracing::info!(topic = %settings.order_topic, mode = ?settings.mode, total = settings.total_events, "producer-order starting");
     tokio::select! {
         connected = shared::connect::data_client(&settings.connection, Duration::from_secs(30)) => {

@@ -22,7 +22,10 @@ pub enum Mode {
 }
 
 #[derive(Debug, Clone)]
-#[expect(dead_code, reason = "the order generator (next issue) reads every field")]
+#[expect(
+    dead_code,
+    reason = "the order generator (next issue) reads every field"
+)]
 pub struct ProducerSettings {
     pub connection: ConnectionSettings,
     pub order_topic: String,
@@ -35,7 +38,11 @@ pub struct ProducerSettings {
 pub fn variables() -> Vec<Variable> {
     let mut variables = common_variables();
     variables.extend([
-        Variable::new("ORDER_TOPIC", "order-events", "Topic the orders are written to."),
+        Variable::new(
+            "ORDER_TOPIC",
+            "order-events",
+            "Topic the orders are written to.",
+        ),
         Variable::new("MODE", "burst", "Pacing: burst, steady, ramp or spike."),
         Variable::new(
             "TOTAL_EVENTS",

@@ -125,29 +125,29 @@ impl SecuritySettings {
                 ("SCRAM-SHA-512", SaslMechanism::ScramSha512),
             ],
         )?;
-        let sasl = if protocol.uses_sasl() {
-            let when = || format!("when SECURITY_PROTOCOL={}", source.raw("SECURITY_PROTOCOL"));
-            let username =
-                source
-                    .optional_string("SASL_USERNAME")
-                    .ok_or_else(|| SettingsError::Required {
+        let sasl =
+            if protocol.uses_sasl() {
+                let when = || format!("when SECURITY_PROTOCOL={}", source.raw("SECURITY_PROTOCOL"));
+                let username = source.optional_string("SASL_USERNAME").ok_or_else(|| {
+                    SettingsError::Required {
                         variable: "SASL_USERNAME",
                         when: when(),
-                    })?;
-            let password = source
-                .optional_string("SASL_PASSWORD")
-                .ok_or_else(|| SettingsError::Required {
-                    variable: "SASL_PASSWORD",
-                    when: when(),
+                    }
                 })?;
-            Some(SaslCredentials {
-                mechanism,
-                username,
-                password,
-            })
-        } else {
-            None
-        };
+                let password = source.optional_string("SASL_PASSWORD").ok_or_else(|| {
+                    SettingsError::Required {
+                        variable: "SASL_PASSWORD",
+                        when: when(),
+                    }
+                })?;
+                Some(SaslCredentials {
+                    mechanism,
+                    username,
+                    password,
+                })
+            } else {
+                None
+            };
         let ca_location = match source.optional_string("SSL_CA_LOCATION") {
             Some(path) => {
                 let path = PathBuf::from(path);

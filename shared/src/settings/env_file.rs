@@ -14,7 +14,9 @@ pub enum EnvFileError {
     Unreadable(String),
     #[error("line {line}: expected KEY=VALUE, found {text:?}")]
     BadLine { line: usize, text: String },
-    #[error("line {line}: {key:?} is not a variable name (letters, digits and _; not starting with a digit)")]
+    #[error(
+        "line {line}: {key:?} is not a variable name (letters, digits and _; not starting with a digit)"
+    )]
     BadKey { line: usize, key: String },
 }
 

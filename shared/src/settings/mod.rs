@@ -10,8 +10,8 @@ mod connection;
 mod env_file;
 
 pub use connection::{
-    ConnectionSettings, LogFormat, SaslCredentials, SaslMechanism, SecurityProtocol, SecuritySettings,
-    TopicWaitSettings, common_variables, parse_bootstrap_servers,
+    ConnectionSettings, LogFormat, SaslCredentials, SaslMechanism, SecurityProtocol,
+    SecuritySettings, TopicWaitSettings, common_variables, parse_bootstrap_servers,
 };
 pub use env_file::{EnvFile, EnvFileError};
 

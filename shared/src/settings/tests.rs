@@ -74,7 +74,8 @@ fn a_missing_default_env_file_is_skipped_but_a_named_one_is_an_error() {
     )
     .expect_err("named file must exist");
     assert!(
-        err.to_string().starts_with("env file /nonexistent/named.env:"),
+        err.to_string()
+            .starts_with("env file /nonexistent/named.env:"),
         "{err}"
     );
 }
@@ -95,7 +96,9 @@ fn a_number_out_of_range_names_variable_value_and_range() {
     let file = env_file("");
     let source = load(&file, &[("FAIL_RATE", "1.5")]);
     assert_eq!(
-        source.number("FAIL_RATE", 0.0, 1.0).map_err(|e| e.to_string()),
+        source
+            .number("FAIL_RATE", 0.0, 1.0)
+            .map_err(|e| e.to_string()),
         Err("invalid value for FAIL_RATE: \"1.5\" (accepted: a number from 0 to 1)".into())
     );
 }
@@ -121,7 +124,10 @@ fn a_negative_whole_number_is_rejected() {
     let source = load(&file, &[("THROTTLE_MS", "-5")]);
     assert!(matches!(
         source.millis("THROTTLE_MS", 0, 60_000),
-        Err(SettingsError::Invalid { variable: "THROTTLE_MS", .. })
+        Err(SettingsError::Invalid {
+            variable: "THROTTLE_MS",
+            ..
+        })
     ));
 }
 
@@ -159,7 +165,11 @@ fn an_empty_required_string_is_rejected() {
     let source = load(&file, &[]);
     assert_eq!(
         source.string("ORDER_TOPIC"),
-        Err(SettingsError::invalid("ORDER_TOPIC", "", "a non-empty string"))
+        Err(SettingsError::invalid(
+            "ORDER_TOPIC",
+            "",
+            "a non-empty string"
+        ))
     );
 }
 
@@ -182,7 +192,14 @@ fn bootstrap_servers_accept_lists_and_reject_missing_ports() {
         parse_bootstrap_servers(" a:9092, b:9093 ,[::1]:9094"),
         Ok(vec!["a:9092".into(), "b:9093".into(), "[::1]:9094".into()])
     );
-    for bad in ["", "broker", "broker:0", "broker:70000", ":9092", "a:9092,b"] {
+    for bad in [
+        "",
+        "broker",
+        "broker:0",
+        "broker:70000",
+        ":9092",
+        "a:9092,b",
+    ] {
         assert!(
             matches!(
                 parse_bootstrap_servers(bad),
@@ -219,7 +236,10 @@ fn topic_wait_settings_are_typed() {
     let source = SettingsSource::load(
         &TopicWaitSettings::variables(),
         file.path(),
-        env(&[("TOPIC_WAIT_SKIP", "yes"), ("TOPIC_WAIT_INTERVAL_MS", "250")]),
+        env(&[
+            ("TOPIC_WAIT_SKIP", "yes"),
+            ("TOPIC_WAIT_INTERVAL_MS", "250"),
+        ]),
     )
     .expect("load");
     assert_eq!(

@@ -56,7 +56,9 @@ pub enum WireError {
         expected: i32,
         got: i32,
     },
-    #[error("{address} supports no version of {api:?} in {wanted_min}..={wanted_max} (it offers {offered})")]
+    #[error(
+        "{address} supports no version of {api:?} in {wanted_min}..={wanted_max} (it offers {offered})"
+    )]
     NoCommonVersion {
         api: ApiKey,
         address: String,
@@ -74,7 +76,10 @@ impl WireError {
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
-            Self::Io(_) | Self::Timeout { .. } | Self::Poisoned(_) | Self::CorrelationMismatch { .. }
+            Self::Io(_)
+                | Self::Timeout { .. }
+                | Self::Poisoned(_)
+                | Self::CorrelationMismatch { .. }
         )
     }
 }
@@ -117,7 +122,11 @@ impl BrokerConnection {
     ) -> Result<Self, WireError> {
         let stream = tokio::time::timeout(request_timeout, transport::open(address, security))
             .await
-            .map_err(|_| WireError::Io(format!("connect to {address}: timed out after {request_timeout:?}")))??;
+            .map_err(|_| {
+                WireError::Io(format!(
+                    "connect to {address}: timed out after {request_timeout:?}"
+                ))
+            })??;
         let mut connection = Self {
             address: address.to_owned(),
             stream,
@@ -165,10 +174,8 @@ impl BrokerConnection {
                 address: self.address.clone(),
                 wanted_min: *wanted.start(),
                 wanted_max: *wanted.end(),
-                offered: broker.map_or_else(
-                    || "none".to_owned(),
-                    |b| format!("{}..={}", b.min, b.max),
-                ),
+                offered: broker
+                    .map_or_else(|| "none".to_owned(), |b| format!("{}..={}", b.min, b.max)),
             });
         }
         Ok(high)
@@ -181,7 +188,9 @@ impl BrokerConnection {
         request: &R,
     ) -> Result<R::Response, WireError> {
         let api = api_key::<R>();
-        let mut body = self.exchange(api, version, R::header_version(version), request).await?;
+        let mut body = self
+            .exchange(api, version, R::header_version(version), request)
+            .await?;
         let header_version = <R::Response as HeaderVersion>::header_version(version);
         self.read_response_header(&mut body, api, version, header_version)?;
         R::Response::decode(&mut body, version).map_err(|e| self.decode_error(api, version, e))
@@ -195,7 +204,12 @@ impl BrokerConnection {
             .with_client_software_version(StrBytes::from_static_str(env!("CARGO_PKG_VERSION")));
         let api = ApiKey::ApiVersions;
         let mut body = self
-            .exchange(api, version, ApiVersionsRequest::header_version(version), &request)
+            .exchange(
+                api,
+                version,
+                ApiVersionsRequest::header_version(version),
+                &request,
+            )
             .await?;
         // The response header of ApiVersions is always v0, whatever the request version.
         self.read_response_header(&mut body, api, version, 0)?;
@@ -299,7 +313,8 @@ impl BrokerConnection {
     }
 
     async fn round_trip(&mut self, frame: &[u8]) -> Result<Bytes, WireError> {
-        let io = |what: &str, e: std::io::Error| WireError::Io(format!("{what} {}: {e}", self.address));
+        let io =
+            |what: &str, e: std::io::Error| WireError::Io(format!("{what} {}: {e}", self.address));
         self.stream
             .write_all(frame)
             .await
@@ -313,7 +328,9 @@ impl BrokerConnection {
         let length = usize::try_from(length)
             .ok()
             .filter(|l| *l <= MAX_RESPONSE_BYTES)
-            .ok_or_else(|| WireError::Io(format!("{} sent a frame length of {length}", self.address)))?;
+            .ok_or_else(|| {
+                WireError::Io(format!("{} sent a frame length of {length}", self.address))
+            })?;
         let mut body = vec![0u8; length];
         self.stream
             .read_exact(&mut body)

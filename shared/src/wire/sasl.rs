@@ -23,7 +23,8 @@ pub async fn authenticate(
             ));
         }
     };
-    let handshake = SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str(mechanism));
+    let handshake =
+        SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str(mechanism));
     let response = connection.send(1, &handshake).await?;
     if response.error_code != 0 {
         return Err(WireError::Sasl(format!(

@@ -16,7 +16,10 @@ use super::WireError;
 pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
 
-pub async fn open(address: &str, security: &SecuritySettings) -> Result<Box<dyn Stream>, WireError> {
+pub async fn open(
+    address: &str,
+    security: &SecuritySettings,
+) -> Result<Box<dyn Stream>, WireError> {
     let tcp = TcpStream::connect(address)
         .await
         .map_err(|e| WireError::Io(format!("connect to {address}: {e}")))?;
@@ -25,8 +28,8 @@ pub async fn open(address: &str, security: &SecuritySettings) -> Result<Box<dyn 
     if !security.protocol.uses_tls() {
         return Ok(Box::new(tcp));
     }
-    let tls_config = security::tls_client_config(security)
-        .map_err(|e| WireError::Tls(e.to_string()))?;
+    let tls_config =
+        security::tls_client_config(security).map_err(|e| WireError::Tls(e.to_string()))?;
     let host = address
         .rsplit_once(':')
         .map(|(host, _)| host.trim_start_matches('[').trim_end_matches(']'))
