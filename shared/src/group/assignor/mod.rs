@@ -7,12 +7,14 @@
 //! anything a strategy remembers travels in the members' subscriptions. The member order is
 //! Java's, not librdkafka's, so a Rust leader hands out the same partitions a Java leader would.
 
+mod cooperative_sticky;
 mod range;
 mod round_robin;
 
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
+pub use cooperative_sticky::CooperativeStickyAssignor;
 pub use range::RangeAssignor;
 pub use round_robin::RoundRobinAssignor;
 
@@ -64,6 +66,7 @@ pub fn assignor_by_name(name: &str) -> Option<Box<dyn Assignor>> {
     match name {
         "range" => Some(Box::new(RangeAssignor)),
         "roundrobin" => Some(Box::new(RoundRobinAssignor)),
+        "cooperative-sticky" => Some(Box::new(CooperativeStickyAssignor)),
         _ => None,
     }
 }
