@@ -159,25 +159,11 @@ impl TopicAdmin {
 
     /// The partition counts of the named topics that exist.
     pub async fn describe_topics(&mut self, names: &[&str]) -> Result<TopicPartitions, AdminError> {
-        let request = metadata_request(Some(names));
         let connection = self.connection().await?;
-        let version = connection.negotiate::<MetadataRequest>(4..=12)?;
-        let response = match connection.send(version, &request).await {
-            Ok(response) => response,
-            Err(e) => return Err(self.drop_connection(e)),
-        };
-        let mut found = TopicPartitions::new();
-        for topic in response.topics {
-            let Some(name) = topic.name else { continue };
-            match topic.error_code {
-                0 if !topic.partitions.is_empty() => {
-                    found.insert(name.0.to_string(), topic.partitions.len() as i32);
-                }
-                0 | UNKNOWN_TOPIC_OR_PARTITION | LEADER_NOT_AVAILABLE => {}
-                code => return Err(AdminError::Metadata(code)),
-            }
+        match partition_counts(connection, names).await {
+            Err(AdminError::Wire(e)) => Err(self.drop_connection(e)),
+            other => other,
         }
-        Ok(found)
     }
 
     /// Waits until every named topic exists, polling every `wait.interval` up to
@@ -264,6 +250,30 @@ impl TopicAdmin {
         }
         Ok(())
     }
+}
+
+/// The partition counts of the named topics that exist, asked on any broker connection (the
+/// group leader uses this on its coordinator connection).
+pub async fn partition_counts(
+    connection: &mut BrokerConnection,
+    names: &[&str],
+) -> Result<TopicPartitions, AdminError> {
+    let version = connection.negotiate::<MetadataRequest>(4..=12)?;
+    let response = connection
+        .send(version, &metadata_request(Some(names)))
+        .await?;
+    let mut found = TopicPartitions::new();
+    for topic in response.topics {
+        let Some(name) = topic.name else { continue };
+        match topic.error_code {
+            0 if !topic.partitions.is_empty() => {
+                found.insert(name.0.to_string(), topic.partitions.len() as i32);
+            }
+            0 | UNKNOWN_TOPIC_OR_PARTITION | LEADER_NOT_AVAILABLE => {}
+            code => return Err(AdminError::Metadata(code)),
+        }
+    }
+    Ok(found)
 }
 
 fn creatable_topic(spec: &TopicSpec) -> CreatableTopic {

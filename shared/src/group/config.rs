@@ -1,0 +1,100 @@
+//! The group member's settings, named as the Java consumer names them so operators can carry
+//! their knowledge (and their values) over.
+//!
+//! Plain data with the Java defaults; services fill it from their own settings. Validation of
+//! cross-field rules (heartbeat below session timeout) happens in [`GroupConfig::validate`] so
+//! a bad combination fails before any request is sent.
+
+use std::time::Duration;
+
+/// Where to start reading a partition the group has no committed offset for
+/// (`auto.offset.reset`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OffsetReset {
+    Earliest,
+    Latest,
+    /// Fail with an error naming the partition.
+    None,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupConfig {
+    /// `group.id`
+    pub group_id: String,
+    /// `group.instance.id`: set for a static member (KIP-345).
+    pub group_instance_id: Option<String>,
+    /// The topics to subscribe to.
+    pub topics: Vec<String>,
+    /// `session.timeout.ms` (45000)
+    pub session_timeout: Duration,
+    /// `heartbeat.interval.ms` (3000)
+    pub heartbeat_interval: Duration,
+    /// `max.poll.interval.ms` (300000); also the JoinGroup rebalance timeout.
+    pub max_poll_interval: Duration,
+    /// `auto.offset.reset` (Java's default is latest).
+    pub auto_offset_reset: OffsetReset,
+    /// `enable.auto.commit` (true)
+    pub enable_auto_commit: bool,
+    /// `auto.commit.interval.ms` (5000)
+    pub auto_commit_interval: Duration,
+    /// `partition.assignment.strategy`, in preference order (range first by default).
+    pub assignors: Vec<String>,
+    /// The most bytes one fetch may return for one partition (`max.partition.fetch.bytes`).
+    pub max_partition_fetch_bytes: i32,
+    /// How long the broker may hold a fetch waiting for data (`fetch.max.wait.ms`).
+    pub fetch_max_wait: Duration,
+    /// Fetched batches buffered per partition ahead of the application; bounds memory
+    /// whatever the lag.
+    pub prefetch_batches: usize,
+    /// Time allowed for each request except JoinGroup.
+    pub request_timeout: Duration,
+}
+
+impl GroupConfig {
+    pub fn new(group_id: impl Into<String>, topics: Vec<String>) -> Self {
+        Self {
+            group_id: group_id.into(),
+            group_instance_id: None,
+            topics,
+            session_timeout: Duration::from_millis(45_000),
+            heartbeat_interval: Duration::from_millis(3_000),
+            max_poll_interval: Duration::from_millis(300_000),
+            auto_offset_reset: OffsetReset::Latest,
+            enable_auto_commit: true,
+            auto_commit_interval: Duration::from_millis(5_000),
+            assignors: vec!["range".into(), "roundrobin".into()],
+            max_partition_fetch_bytes: 1024 * 1024,
+            fetch_max_wait: Duration::from_millis(500),
+            prefetch_batches: 2,
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+
+    /// Java sizes the JoinGroup timeout as the rebalance timeout plus 5 s, since the broker
+    /// may hold a JoinGroup that long.
+    pub fn join_timeout(&self) -> Duration {
+        (self.max_poll_interval + Duration::from_secs(5)).max(self.request_timeout)
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        if self.group_id.is_empty() {
+            return Err("group.id must not be empty".into());
+        }
+        if self.topics.is_empty() {
+            return Err("subscribe to at least one topic".into());
+        }
+        if self.heartbeat_interval >= self.session_timeout {
+            return Err(format!(
+                "heartbeat.interval.ms ({:?}) must be below session.timeout.ms ({:?})",
+                self.heartbeat_interval, self.session_timeout
+            ));
+        }
+        if self.assignors.is_empty() {
+            return Err("partition.assignment.strategy needs at least one assignor".into());
+        }
+        if self.prefetch_batches == 0 {
+            return Err("prefetch must hold at least one batch per partition".into());
+        }
+        Ok(())
+    }
+}
