@@ -1,0 +1,372 @@
+//! The application's side of a group member: a [`GroupConsumer`] yields assignments,
+//! revocations and record batches in order, commits, pauses and resumes partitions, and
+//! reports lag.
+//!
+//! It owns the fetchers and the positions (what it has delivered), never the group state,
+//! which belongs to the member task. A revocation is acknowledged when the application asks
+//! for the next event — so "handle `Revoked`, flush, commit, then poll again" is the on-revoke
+//! hook, and handling `Assigned` before polling on is the on-assign hook.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::Stream;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use tokio_stream::StreamExt;
+use tokio_stream::StreamMap;
+use tokio_stream::wrappers::ReceiverStream;
+
+use super::GroupError;
+use super::config::GroupConfig;
+use super::fetch::{self, ConsumerRecord, FetchItem, FetchSettings, StartOffset, TopicPartition};
+use super::member::{Command, CommitOutcome, Member, MemberEvent, MemberLinks, MemberSnapshot};
+use crate::connect;
+use crate::settings::ConnectionSettings;
+
+/// Records of one partition, in offset order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordBatch {
+    pub partition: TopicPartition,
+    pub records: Vec<ConsumerRecord>,
+    pub high_watermark: i64,
+}
+
+/// What the consumer yields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConsumerEvent {
+    /// These partitions are now ours (restore their state before their records arrive).
+    Assigned(Vec<TopicPartition>),
+    /// These partitions are leaving: flush and commit them before polling again. `lost`
+    /// means the group already moved on and commits for them will fail.
+    Revoked {
+        partitions: Vec<TopicPartition>,
+        lost: bool,
+    },
+    Records(RecordBatch),
+}
+
+pub struct GroupConsumer {
+    config: GroupConfig,
+    client: Arc<rskafka::client::Client>,
+    commands: mpsc::Sender<Command>,
+    events: mpsc::Receiver<MemberEvent>,
+    snapshot: watch::Receiver<MemberSnapshot>,
+    fetched: StreamMap<TopicPartition, ReceiverStream<FetchItem>>,
+    paused: HashMap<TopicPartition, Option<ReceiverStream<FetchItem>>>,
+    fetchers: HashMap<TopicPartition, JoinHandle<()>>,
+    /// The next offset to deliver, per assigned partition that has delivered or started.
+    positions: BTreeMap<TopicPartition, i64>,
+    high_watermarks: BTreeMap<TopicPartition, i64>,
+    pending_revoke: Option<(Vec<TopicPartition>, oneshot::Sender<()>)>,
+    last_auto_commit: Instant,
+    /// Tells the member the application is alive (`max.poll.interval.ms`).
+    last_poll: watch::Sender<Instant>,
+    member: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for GroupConsumer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GroupConsumer")
+            .field("group", &self.config.group_id)
+            .field("positions", &self.positions)
+            .finish_non_exhaustive()
+    }
+}
+
+impl GroupConsumer {
+    /// Connects the data path and starts the member task, which joins in the background.
+    pub async fn start(
+        settings: &ConnectionSettings,
+        config: GroupConfig,
+        connect_deadline: Duration,
+    ) -> Result<Self, GroupError> {
+        config.validate().map_err(GroupError::Config)?;
+        let client = Arc::new(connect::data_client(settings, connect_deadline).await?);
+        let (command_tx, command_rx) = mpsc::channel(16);
+        let (event_tx, event_rx) = mpsc::channel(4);
+        let (snapshot_tx, snapshot_rx) = watch::channel(MemberSnapshot {
+            group_instance_id: config.group_instance_id.clone(),
+            generation: -1,
+            ..MemberSnapshot::default()
+        });
+        let (last_poll_tx, last_poll_rx) = watch::channel(Instant::now());
+        let links = MemberLinks {
+            commands: command_rx,
+            events: event_tx,
+            snapshot: snapshot_tx,
+            last_poll: last_poll_rx,
+        };
+        let member = Member::new(settings, config.clone(), links);
+        let member = tokio::spawn(member.run());
+        Ok(Self {
+            config,
+            client,
+            commands: command_tx,
+            events: event_rx,
+            snapshot: snapshot_rx,
+            fetched: StreamMap::new(),
+            paused: HashMap::new(),
+            fetchers: HashMap::new(),
+            positions: BTreeMap::new(),
+            high_watermarks: BTreeMap::new(),
+            pending_revoke: None,
+            last_auto_commit: Instant::now(),
+            last_poll: last_poll_tx,
+            member: Some(member),
+        })
+    }
+
+    /// The next event; `None` once the member has closed.
+    pub async fn next(&mut self) -> Option<Result<ConsumerEvent, GroupError>> {
+        self.last_poll.send_replace(Instant::now());
+        self.finish_revoke();
+        if self.config.enable_auto_commit
+            && self.last_auto_commit.elapsed() >= self.config.auto_commit_interval
+        {
+            self.last_auto_commit = Instant::now();
+            if let Err(e) = self.commit_positions().await {
+                tracing::warn!(error = %e, "auto-commit failed");
+            }
+        }
+        loop {
+            tokio::select! {
+                biased;
+                event = self.events.recv() => {
+                    return match event? {
+                        MemberEvent::Assigned { partitions, .. } => Some(self.on_assigned(partitions).await),
+                        MemberEvent::Revoke { partitions, lost, ack } => Some(Ok(self.on_revoke(partitions, lost, ack).await)),
+                        MemberEvent::Failed(e) => Some(Err(e)),
+                    };
+                }
+                item = self.fetched.next(), if !self.fetched.is_empty() => match item {
+                    Some((partition, FetchItem::Batch { records, high_watermark })) => {
+                        if let Some(last) = records.last() {
+                            self.positions.insert(partition.clone(), last.offset + 1);
+                        }
+                        self.high_watermarks.insert(partition.clone(), high_watermark);
+                        return Some(Ok(ConsumerEvent::Records(RecordBatch { partition, records, high_watermark })));
+                    }
+                    Some((partition, FetchItem::Failed(e))) => {
+                        self.stop_fetcher(&partition);
+                        return Some(Err(e));
+                    }
+                    None => continue,
+                },
+            }
+        }
+    }
+
+    /// The consumer as a `Stream` of events.
+    pub fn into_stream(self) -> impl Stream<Item = Result<ConsumerEvent, GroupError>> {
+        futures::stream::unfold(self, |mut consumer| async move {
+            consumer.next().await.map(|event| (event, consumer))
+        })
+    }
+
+    /// Fixes every new partition's position (committed offset, or `auto.offset.reset`) before
+    /// reporting the assignment, so "assigned" means "reading from a known position".
+    async fn on_assigned(
+        &mut self,
+        partitions: Vec<(TopicPartition, StartOffset)>,
+    ) -> Result<ConsumerEvent, GroupError> {
+        let settings = FetchSettings {
+            max_bytes: self.config.max_partition_fetch_bytes,
+            max_wait: self.config.fetch_max_wait,
+            prefetch_batches: self.config.prefetch_batches,
+            reset: self.config.auto_offset_reset,
+        };
+        let starts = futures::future::join_all(
+            partitions
+                .iter()
+                .map(|(partition, start)| fetch::resolve_start(&self.client, partition, *start)),
+        )
+        .await;
+        let mut assigned = Vec::with_capacity(partitions.len());
+        for ((partition, _), start) in partitions.into_iter().zip(starts) {
+            let position = start?;
+            self.positions.insert(partition.clone(), position);
+            let (receiver, task) = fetch::spawn(
+                Arc::clone(&self.client),
+                partition.clone(),
+                position,
+                settings,
+            );
+            self.fetchers.insert(partition.clone(), task);
+            self.fetched
+                .insert(partition.clone(), ReceiverStream::new(receiver));
+            assigned.push(partition);
+        }
+        Ok(ConsumerEvent::Assigned(assigned))
+    }
+
+    async fn on_revoke(
+        &mut self,
+        partitions: Vec<TopicPartition>,
+        lost: bool,
+        ack: oneshot::Sender<()>,
+    ) -> ConsumerEvent {
+        for partition in &partitions {
+            self.stop_fetcher(partition);
+        }
+        if self.config.enable_auto_commit && !lost {
+            let offsets = self.delivered(&partitions);
+            if !offsets.is_empty()
+                && let Err(e) = self.commit(offsets).await
+            {
+                tracing::warn!(error = %e, "commit before revoking failed");
+            }
+        }
+        // Positions stay until the application polls again, so its on-revoke hook can
+        // still commit them.
+        self.pending_revoke = Some((partitions.clone(), ack));
+        ConsumerEvent::Revoked { partitions, lost }
+    }
+
+    /// The application polled after a revocation: forget those partitions and let the member
+    /// rejoin.
+    fn finish_revoke(&mut self) {
+        if let Some((partitions, ack)) = self.pending_revoke.take() {
+            for partition in &partitions {
+                self.positions.remove(partition);
+                self.high_watermarks.remove(partition);
+            }
+            let _ = ack.send(());
+        }
+    }
+
+    fn stop_fetcher(&mut self, partition: &TopicPartition) {
+        self.fetched.remove(partition);
+        self.paused.remove(partition);
+        if let Some(task) = self.fetchers.remove(partition) {
+            task.abort();
+        }
+    }
+
+    /// Commits explicit offsets (each the next offset to read) and returns per-partition
+    /// outcomes.
+    pub async fn commit(
+        &self,
+        offsets: Vec<(TopicPartition, i64)>,
+    ) -> Result<Vec<CommitOutcome>, GroupError> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(Command::Commit { offsets, reply })
+            .await
+            .map_err(|_| GroupError::Closed)?;
+        answer.await.map_err(|_| GroupError::Closed)?
+    }
+
+    /// Commits the position after the last delivered record of every assigned partition.
+    pub async fn commit_positions(&self) -> Result<Vec<CommitOutcome>, GroupError> {
+        let offsets: Vec<(TopicPartition, i64)> = self
+            .positions
+            .iter()
+            .map(|(partition, offset)| (partition.clone(), *offset))
+            .collect();
+        if offsets.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.commit(offsets).await
+    }
+
+    fn delivered(&self, partitions: &[TopicPartition]) -> Vec<(TopicPartition, i64)> {
+        partitions
+            .iter()
+            .filter_map(|p| self.positions.get(p).map(|offset| (p.clone(), *offset)))
+            .collect()
+    }
+
+    /// Stops delivering a partition; its fetcher stops once its small buffer is full.
+    pub fn pause(&mut self, partition: &TopicPartition) {
+        if let Some(stream) = self.fetched.remove(partition) {
+            self.paused.insert(partition.clone(), Some(stream));
+        }
+    }
+
+    pub fn resume(&mut self, partition: &TopicPartition) {
+        if let Some(Some(stream)) = self.paused.remove(partition) {
+            self.fetched.insert(partition.clone(), stream);
+        }
+    }
+
+    pub fn paused(&self) -> Vec<TopicPartition> {
+        self.paused.keys().cloned().collect()
+    }
+
+    /// The partitions currently assigned (delivering or paused).
+    pub fn assignment(&self) -> Vec<TopicPartition> {
+        let mut partitions: Vec<TopicPartition> = self.fetchers.keys().cloned().collect();
+        partitions.sort();
+        partitions
+    }
+
+    /// Member id, generation, phase and assignment as the member last published them.
+    pub fn snapshot(&self) -> MemberSnapshot {
+        self.snapshot.borrow().clone()
+    }
+
+    /// A receiver that sees every snapshot the member publishes.
+    pub fn watch_snapshot(&self) -> watch::Receiver<MemberSnapshot> {
+        self.snapshot.clone()
+    }
+
+    /// The next offset to deliver, per partition.
+    pub fn positions(&self) -> &BTreeMap<TopicPartition, i64> {
+        &self.positions
+    }
+
+    /// High watermark − position, per partition with both known.
+    pub fn lag(&self) -> BTreeMap<TopicPartition, i64> {
+        self.high_watermarks
+            .iter()
+            .filter_map(|(partition, high)| {
+                self.positions
+                    .get(partition)
+                    .map(|position| (partition.clone(), (high - position).max(0)))
+            })
+            .collect()
+    }
+
+    /// Commits positions if auto-commit is on, stops fetching and leaves the group (dynamic
+    /// members only), then waits for the member task to end.
+    pub async fn close(mut self) -> Result<(), GroupError> {
+        self.finish_revoke();
+        let commit_result = if self.config.enable_auto_commit {
+            self.commit_positions().await.map(|_| ())
+        } else {
+            Ok(())
+        };
+        let partitions: Vec<TopicPartition> = self.fetchers.keys().cloned().collect();
+        for partition in &partitions {
+            self.stop_fetcher(partition);
+        }
+        let (reply, closed) = oneshot::channel();
+        if self.commands.send(Command::Close { reply }).await.is_ok() {
+            let _ = closed.await;
+        }
+        if let Some(member) = self.member.take() {
+            let _ = member.await;
+        }
+        commit_result
+    }
+}
+
+impl GroupConsumer {
+    /// Stops everything at once, as a killed process would: no commit, no LeaveGroup, no
+    /// more heartbeats. The coordinator notices only when the session times out.
+    pub fn abort(mut self) {
+        if let Some(member) = self.member.take() {
+            member.abort();
+        }
+    }
+}
+
+impl Drop for GroupConsumer {
+    fn drop(&mut self) {
+        for task in self.fetchers.values() {
+            task.abort();
+        }
+    }
+}
