@@ -7,6 +7,7 @@
 
 pub mod broker;
 pub mod cli;
+pub mod group;
 pub mod names;
 pub mod peers;
 
