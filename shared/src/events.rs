@@ -1,0 +1,336 @@
+//! The pipeline's two event schemas — an order, and the inventory outcome of an order — and
+//! their strict JSON codec.
+//!
+//! Decoding never panics and rejects what the schema does not allow: an oversized value before
+//! parsing it, an unknown `schema_version` before reading the rest, unknown or missing fields,
+//! wrong types and values the business rules cannot use. It must not know what services do
+//! with an event. Optional fields are always written (as `null`), so a missing key is an error
+//! and the JSON Schemas in `shared/schemas/` can require every property.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+pub const ORDER_SCHEMA_VERSION: u32 = 1;
+pub const INVENTORY_SCHEMA_VERSION: u32 = 1;
+/// The largest event we accept; a real order is about 250 bytes.
+pub const MAX_EVENT_BYTES: usize = 64 * 1024;
+/// The longest identifier (customer, item) we accept.
+pub const MAX_ID_BYTES: usize = 128;
+
+/// Namespace of the deterministic inventory event ids (UUID v5).
+const EVENT_ID_NAMESPACE: Uuid = Uuid::from_u128(0x6f1c_2a0e_5d8b_4c71_9a43_7e2b_1f0d_c3a9);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderStatus {
+    Created,
+}
+
+/// An order as the producer writes it to the order topic (key = `item_id`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrderEvent {
+    pub schema_version: u32,
+    pub order_id: Uuid,
+    pub customer_id: String,
+    pub item_id: String,
+    pub quantity: u32,
+    pub unit_price: f64,
+    pub currency: String,
+    pub status: OrderStatus,
+    #[serde(with = "rfc3339_millis")]
+    pub created_at: DateTime<Utc>,
+}
+
+impl OrderEvent {
+    pub fn new(
+        order_id: Uuid,
+        customer_id: impl Into<String>,
+        item_id: impl Into<String>,
+        quantity: u32,
+        unit_price: f64,
+        currency: impl Into<String>,
+        created_at: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            schema_version: ORDER_SCHEMA_VERSION,
+            order_id,
+            customer_id: customer_id.into(),
+            item_id: item_id.into(),
+            quantity,
+            unit_price,
+            currency: currency.into(),
+            status: OrderStatus::Created,
+            created_at,
+        }
+    }
+
+    fn validate(&self) -> Result<(), DecodeError> {
+        check_id("customer_id", &self.customer_id)?;
+        check_id("item_id", &self.item_id)?;
+        if self.quantity == 0 {
+            return Err(invalid("quantity", "must be at least 1"));
+        }
+        if !self.unit_price.is_finite() || self.unit_price < 0.0 {
+            return Err(invalid("unit_price", "must be a finite number, 0 or more"));
+        }
+        if self.currency.len() != 3 || !self.currency.bytes().all(|b| b.is_ascii_uppercase()) {
+            return Err(invalid(
+                "currency",
+                "must be three upper-case letters (ISO 4217)",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// What the inventory consumer decided for an order (or a restock).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Hash, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum InventoryOutcome {
+    Reserved,
+    Rejected,
+    Failed,
+    Restocked,
+}
+
+impl InventoryOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Reserved => "reserved",
+            Self::Rejected => "rejected",
+            Self::Failed => "failed",
+            Self::Restocked => "restocked",
+        }
+    }
+}
+
+/// One outcome on the inventory topic (key = `item_id`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InventoryEvent {
+    pub schema_version: u32,
+    pub event_id: Uuid,
+    #[serde(deserialize_with = "required_option")]
+    pub order_id: Option<Uuid>,
+    pub item_id: String,
+    pub quantity: u32,
+    pub outcome: InventoryOutcome,
+    #[serde(deserialize_with = "required_option")]
+    pub reason: Option<String>,
+    pub stock_after: i64,
+    pub attempts: u32,
+    #[serde(with = "rfc3339_millis_option")]
+    pub order_created_at: Option<DateTime<Utc>>,
+    #[serde(with = "rfc3339_millis")]
+    pub processed_at: DateTime<Utc>,
+    #[serde(deserialize_with = "required_option")]
+    pub source_partition: Option<i32>,
+    #[serde(deserialize_with = "required_option")]
+    pub source_offset: Option<i64>,
+}
+
+impl InventoryEvent {
+    /// The same order and outcome always give the same id, so reprocessing an order after a
+    /// crash yields an identical event that consumers can count once.
+    pub fn event_id_for(order_id: Uuid, outcome: InventoryOutcome) -> Uuid {
+        let name = format!("{order_id}:{}", outcome.as_str());
+        Uuid::new_v5(&EVENT_ID_NAMESPACE, name.as_bytes())
+    }
+
+    fn validate(&self) -> Result<(), DecodeError> {
+        check_id("item_id", &self.item_id)?;
+        match self.outcome {
+            InventoryOutcome::Restocked => {
+                if self.order_id.is_some() {
+                    return Err(invalid("order_id", "must be null for a restock"));
+                }
+            }
+            _ => {
+                if self.order_id.is_none() {
+                    return Err(invalid("order_id", "is required for an order's outcome"));
+                }
+                if self.source_partition.is_none() || self.source_offset.is_none() {
+                    return Err(invalid(
+                        "source_partition",
+                        "source partition and offset are required for an order's outcome",
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Why bytes are not a valid event.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("event of {size} bytes exceeds the {limit}-byte limit")]
+    TooLarge { size: usize, limit: usize },
+    #[error("malformed event: {reason}")]
+    Malformed { reason: String },
+    #[error("unsupported schema_version {found} (this build reads {supported})")]
+    UnsupportedVersion { found: u64, supported: u32 },
+    #[error("invalid {field}: {reason}")]
+    Invalid { field: &'static str, reason: String },
+}
+
+impl DecodeError {
+    /// A short, stable label for counters and dead-letter headers.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::TooLarge { .. } => "too_large",
+            Self::Malformed { .. } => "malformed",
+            Self::UnsupportedVersion { .. } => "unsupported_version",
+            Self::Invalid { .. } => "invalid",
+        }
+    }
+}
+
+fn invalid(field: &'static str, reason: &str) -> DecodeError {
+    DecodeError::Invalid {
+        field,
+        reason: reason.to_owned(),
+    }
+}
+
+fn check_id(field: &'static str, value: &str) -> Result<(), DecodeError> {
+    if value.is_empty() || value.len() > MAX_ID_BYTES {
+        return Err(invalid(field, "must be 1 to 128 bytes"));
+    }
+    Ok(())
+}
+
+/// Only `schema_version`, read before anything else so a future version is reported as such
+/// rather than as whatever field it renamed.
+#[derive(Deserialize)]
+struct VersionProbe {
+    schema_version: Option<serde_json::Value>,
+}
+
+fn check_envelope(bytes: &[u8], supported: u32) -> Result<(), DecodeError> {
+    if bytes.len() > MAX_EVENT_BYTES {
+        return Err(DecodeError::TooLarge {
+            size: bytes.len(),
+            limit: MAX_EVENT_BYTES,
+        });
+    }
+    let probe: VersionProbe =
+        serde_json::from_slice(bytes).map_err(|e| DecodeError::Malformed {
+            reason: e.to_string(),
+        })?;
+    let version = probe.schema_version.ok_or_else(|| DecodeError::Malformed {
+        reason: "missing field `schema_version`".into(),
+    })?;
+    let found = version.as_u64().ok_or_else(|| DecodeError::Malformed {
+        reason: format!("schema_version must be a whole number, found {version}"),
+    })?;
+    if found != u64::from(supported) {
+        return Err(DecodeError::UnsupportedVersion { found, supported });
+    }
+    Ok(())
+}
+
+pub fn decode_order(bytes: &[u8]) -> Result<OrderEvent, DecodeError> {
+    check_envelope(bytes, ORDER_SCHEMA_VERSION)?;
+    let order: OrderEvent = serde_json::from_slice(bytes).map_err(|e| DecodeError::Malformed {
+        reason: e.to_string(),
+    })?;
+    order.validate()?;
+    Ok(order)
+}
+
+pub fn decode_inventory(bytes: &[u8]) -> Result<InventoryEvent, DecodeError> {
+    check_envelope(bytes, INVENTORY_SCHEMA_VERSION)?;
+    let event: InventoryEvent =
+        serde_json::from_slice(bytes).map_err(|e| DecodeError::Malformed {
+            reason: e.to_string(),
+        })?;
+    event.validate()?;
+    Ok(event)
+}
+
+/// Serialises an event. Our event types always serialise; the `Result` is serde's.
+pub fn encode_event<T: Serialize>(event: &T) -> Result<Vec<u8>, serde_json::Error> {
+    serde_json::to_vec(event)
+}
+
+/// An `Option` whose key must be present (null allowed): serde's default treats a missing
+/// key as `None`, which would let a truncated producer through.
+fn required_option<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer)
+}
+
+/// RFC 3339 in UTC with exactly milliseconds and `Z`, e.g. `2026-11-24T08:55:10.123Z`.
+mod rfc3339_millis {
+    use chrono::{DateTime, SecondsFormat, Utc};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(
+        value: &DateTime<Utc>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&value.to_rfc3339_opts(SecondsFormat::Millis, true))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<DateTime<Utc>, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        parse(&text).map_err(serde::de::Error::custom)
+    }
+
+    /// Strict: milliseconds and `Z` exactly, as the JSON Schema's pattern says.
+    pub fn parse(text: &str) -> Result<DateTime<Utc>, String> {
+        let bytes = text.as_bytes();
+        if bytes.len() != 24 || bytes[19] != b'.' || bytes[23] != b'Z' {
+            return Err(format!(
+                "{text:?} is not a UTC RFC 3339 timestamp with milliseconds (YYYY-MM-DDTHH:MM:SS.mmmZ)"
+            ));
+        }
+        DateTime::parse_from_rfc3339(text)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(|e| format!("{text:?} is not an RFC 3339 timestamp: {e}"))
+    }
+}
+
+mod rfc3339_millis_option {
+    use chrono::{DateTime, SecondsFormat, Utc};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(
+        value: &Option<DateTime<Utc>>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(value) => {
+                serializer.serialize_some(&value.to_rfc3339_opts(SecondsFormat::Millis, true))
+            }
+            None => serializer.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<DateTime<Utc>>, D::Error> {
+        match Option::<String>::deserialize(deserializer)? {
+            Some(text) => super::rfc3339_millis::parse(&text)
+                .map(Some)
+                .map_err(serde::de::Error::custom),
+            None => Ok(None),
+        }
+    }
+}
+
+/// `created_at` as producers write it, for callers that build timestamps by hand.
+pub fn format_timestamp(value: &DateTime<Utc>) -> String {
+    value.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+#[cfg(test)]
+mod tests;
