@@ -9,6 +9,7 @@ pub mod cli;
 pub mod connect;
 pub mod events;
 pub mod group;
+pub mod producer;
 pub mod security;
 pub mod settings;
 pub mod shutdown;
