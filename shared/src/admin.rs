@@ -276,6 +276,47 @@ pub async fn partition_counts(
     Ok(found)
 }
 
+/// The leader address (`host:port`) of each partition of `topic`, in partition order.
+pub async fn partition_leaders(
+    connection: &mut BrokerConnection,
+    topic: &str,
+) -> Result<Vec<String>, AdminError> {
+    let version = connection.negotiate::<MetadataRequest>(4..=12)?;
+    let response = connection
+        .send(version, &metadata_request(Some(&[topic])))
+        .await?;
+    let addresses: BTreeMap<i32, String> = response
+        .brokers
+        .iter()
+        .map(|b| (b.node_id.0, format!("{}:{}", b.host, b.port)))
+        .collect();
+    let Some(described) = response
+        .topics
+        .iter()
+        .find(|t| t.name.as_ref().is_some_and(|n| n.0.as_str() == topic))
+    else {
+        return Err(AdminError::Metadata(UNKNOWN_TOPIC_OR_PARTITION));
+    };
+    if described.error_code != 0 || described.partitions.is_empty() {
+        return Err(AdminError::Metadata(if described.error_code != 0 {
+            described.error_code
+        } else {
+            UNKNOWN_TOPIC_OR_PARTITION
+        }));
+    }
+    let mut partitions: Vec<_> = described.partitions.iter().collect();
+    partitions.sort_by_key(|p| p.partition_index);
+    partitions
+        .iter()
+        .map(|p| {
+            addresses
+                .get(&p.leader_id.0)
+                .cloned()
+                .ok_or(AdminError::Metadata(LEADER_NOT_AVAILABLE))
+        })
+        .collect()
+}
+
 fn creatable_topic(spec: &TopicSpec) -> CreatableTopic {
     CreatableTopic::default()
         .with_name(TopicName(StrBytes::from_string(spec.name.clone())))
