@@ -1,15 +1,18 @@
 //! `producer-order`: bursts configurable order events into the order topic.
 //!
-//! This file only wires settings, telemetry and shutdown together; the generator arrives with
-//! its own issue. Until then the service checks that the broker answers and exits.
+//! This file only wires settings, telemetry and shutdown to the run; the generator, its
+//! pacing and the run loop live in their own modules.
 
+mod generator;
+mod pacing;
+mod run;
 mod settings;
 
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::Context;
 use shared::cli::{ServiceInfo, Startup};
+use shared::settings::LogFormat;
 
 use settings::ProducerSettings;
 
@@ -22,13 +25,24 @@ const INFO: ServiceInfo = ServiceInfo {
 };
 
 fn main() -> ExitCode {
-    let settings =
-        match shared::cli::start(&INFO, &settings::variables(), ProducerSettings::from_source) {
-            Startup::Run(settings) | Startup::Subcommand(_, settings) => settings,
-            Startup::Exit(code) => return ExitCode::from(code as u8),
-        };
-    match run(settings) {
-        Ok(()) => ExitCode::SUCCESS,
+    let (settings, log_format) = match shared::cli::start(&INFO, &settings::variables(), |source| {
+        Ok((
+            ProducerSettings::from_source(source)?,
+            LogFormat::from_source(source)?,
+        ))
+    }) {
+        Startup::Run(loaded) | Startup::Subcommand(_, loaded) => loaded,
+        Startup::Exit(code) => return ExitCode::from(code as u8),
+    };
+    match start(settings) {
+        Ok(summary) => {
+            summary.print(log_format);
+            if summary.all_acknowledged() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
         Err(e) => {
             tracing::error!("{e:#}");
             ExitCode::FAILURE
@@ -37,16 +51,8 @@ fn main() -> ExitCode {
 }
 
 #[tokio::main]
-async fn run(settings: ProducerSettings) -> anyhow::Result<()> {
+async fn start(settings: ProducerSettings) -> anyhow::Result<run::Summary> {
     let shutdown =
         shared::shutdown::Shutdown::on_signals().context("installing signal handlers")?;
-    tracing::info!(topic = %settings.order_topic, mode = ?settings.mode, total = settings.total_events, "producer-order starting");
-    tokio::select! {
-        connected = shared::connect::data_client(&settings.connection, Duration::from_secs(30)) => {
-            connected.context("connecting to Kafka")?;
-            tracing::info!("broker reachable; order generation is not implemented yet");
-        }
-        _ = shutdown.cancelled() => tracing::info!("stopped before connecting"),
-    }
-    Ok(())
+    run::run(settings, shutdown).await
 }
