@@ -109,7 +109,8 @@ start_broker() {
   local storage="memory://$NAME/"
   if [[ -n "$durable" ]]; then
     mkdir -p "$durable"
-    storage="sqlite://$(cd "$durable" && pwd)/broker.db"
+    # An absolute path after sqlite:// keeps its own leading slash: sqlite:////abs/path.
+    storage="sqlite:///$(cd "$durable" && pwd)/broker.db"
   fi
   mkdir -p "$RUN_DIR"
   local extra=()

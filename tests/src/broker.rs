@@ -65,7 +65,9 @@ pub fn broker_args(binary: &Path, port: u16, storage: &Storage) -> Vec<String> {
     let url = format!("tcp://127.0.0.1:{port}");
     let engine = match storage {
         Storage::Memory => format!("memory://broker-{port}/"),
-        Storage::Durable(dir) => format!("sqlite://{}/broker.db", dir.display()),
+        // Nisshi reads the part after `sqlite://` as a path, so an absolute one needs its own
+        // leading slash: `sqlite:////tmp/x/broker.db`.
+        Storage::Durable(dir) => format!("sqlite:///{}/broker.db", dir.display()),
     };
     let is_tansu = binary
         .file_name()
