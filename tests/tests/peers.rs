@@ -121,3 +121,56 @@ async fn records_from_our_data_client_are_read_by_kafka_python() {
     let expected: Vec<String> = (0..20).map(|i| format!("value-{i}")).collect();
     assert_eq!(read, expected);
 }
+
+const PARTITION_REPORTER: &str = r#"
+import sys, json
+from confluent_kafka import Producer
+from kafka import KafkaProducer
+bootstrap, topic = sys.argv[1], sys.argv[2]
+keys = sys.argv[3:]
+confluent = {}
+producer = Producer({"bootstrap.servers": bootstrap, "partitioner": "murmur2_random"})
+def remember(err, msg):
+    if err is None:
+        confluent[msg.key().decode()] = msg.partition()
+for key in keys:
+    producer.produce(topic, key=key, value=b"x", on_delivery=remember)
+producer.flush(30)
+python = {}
+kp = KafkaProducer(bootstrap_servers=bootstrap)
+for key in keys:
+    python[key] = kp.send(topic, key=key.encode(), value=b"x").get(timeout=30).partition
+kp.close()
+print(json.dumps({"confluent": confluent, "kafka-python": python}))
+"#;
+
+#[tokio::test]
+async fn peers_put_each_key_on_the_partition_our_partitioner_computes() {
+    let topic = create_topic(6).await;
+    let mut keys: Vec<String> = (0..100).map(|i| format!("item-{i:04}")).collect();
+    keys.extend(
+        [
+            "354afe16-939a-4ea8-8e17-8bb0840b6886",
+            "f562ac3b-2224-4e25-a0ab-56094e10c239",
+            "21",
+            "foobar",
+            "order-1",
+        ]
+        .map(String::from),
+    );
+    let mut args = vec![shared_broker().bootstrap(), topic];
+    args.extend(keys.iter().cloned());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let output = run_python(PARTITION_REPORTER, &args);
+    let report: serde_json::Value =
+        serde_json::from_slice(&output.stdout).expect("the peer prints JSON");
+    for client in ["confluent", "kafka-python"] {
+        for key in &keys {
+            let theirs = report[client][key.as_str()]
+                .as_i64()
+                .unwrap_or_else(|| panic!("{client} did not report {key}"));
+            let ours = shared::producer::partitioner::partition_for_key(key.as_bytes(), 6);
+            assert_eq!(theirs, i64::from(ours), "{client} put {key} elsewhere");
+        }
+    }
+}
