@@ -92,9 +92,67 @@ impl GroupConfig {
         if self.assignors.is_empty() {
             return Err("partition.assignment.strategy needs at least one assignor".into());
         }
+        let mut protocols = Vec::new();
+        for name in &self.assignors {
+            let assignor = super::assignor::assignor_by_name(name).ok_or_else(|| {
+                format!(
+                    "unknown partition.assignment.strategy {name:?} (accepted: range, roundrobin, cooperative-sticky)"
+                )
+            })?;
+            protocols.push(assignor.protocol());
+        }
+        // librdkafka's rule: one member must not offer eager and cooperative strategies at
+        // once, since the group could then pick either rebalance protocol.
+        if protocols.windows(2).any(|pair| pair[0] != pair[1]) {
+            return Err("partition.assignment.strategy must not mix eager (range, roundrobin) and cooperative (cooperative-sticky) assignors".into());
+        }
         if self.prefetch_batches == 0 {
             return Err("prefetch must hold at least one batch per partition".into());
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> GroupConfig {
+        GroupConfig::new("g", vec!["t".into()])
+    }
+
+    #[test]
+    fn the_java_defaults_validate() {
+        assert_eq!(config().validate(), Ok(()));
+        assert_eq!(config().assignors, vec!["range", "roundrobin"]);
+        assert_eq!(config().session_timeout, Duration::from_secs(45));
+    }
+
+    #[test]
+    fn a_heartbeat_as_long_as_the_session_is_rejected() {
+        let mut config = config();
+        config.heartbeat_interval = config.session_timeout;
+        assert!(config.validate().is_err());
+    }
+
+    #[test]
+    fn eager_and_cooperative_assignors_must_not_be_mixed() {
+        let mut config = config();
+        config.assignors = vec!["range".into(), "cooperative-sticky".into()];
+        assert!(config.validate().unwrap_err().contains("must not mix"));
+        config.assignors = vec!["cooperative-sticky".into()];
+        assert_eq!(config.validate(), Ok(()));
+    }
+
+    #[test]
+    fn an_unknown_assignor_is_named() {
+        let mut config = config();
+        config.assignors = vec!["sticky".into()];
+        assert!(config.validate().unwrap_err().contains("\"sticky\""));
+    }
+
+    #[test]
+    fn the_join_timeout_exceeds_the_rebalance_timeout_by_five_seconds() {
+        assert_eq!(config().join_timeout(), Duration::from_secs(305));
     }
 }
