@@ -200,3 +200,81 @@ async fn a_broker_outage_mid_run_is_retried_and_every_order_accounted_for() {
         order_ids.len()
     );
 }
+
+#[tokio::test]
+async fn sigterm_stops_generating_flushes_and_summarises_exact_counts() {
+    let broker = shared_broker();
+    let topic = unique_name("sigterm");
+    let child = producer(
+        &broker.bootstrap(),
+        &topic,
+        &[
+            ("MODE", "steady"),
+            ("RATE_PER_SEC", "2000"),
+            ("TOTAL_EVENTS", "0"),
+        ],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("producer starts");
+
+    // Orders are flowing once the topic holds some.
+    let client = shared::connect::data_client(
+        &broker.connection_settings("watcher"),
+        Duration::from_secs(30),
+    )
+    .await
+    .expect("client");
+    loop {
+        if client
+            .list_topics()
+            .await
+            .expect("topics")
+            .iter()
+            .any(|t| t.name == topic)
+        {
+            let partition = client
+                .partition_client(&topic, 0, UnknownTopicHandling::Retry)
+                .await
+                .expect("partition client");
+            if partition
+                .get_offset(rskafka::client::partition::OffsetAt::Latest)
+                .await
+                .unwrap_or(0)
+                > 50
+            {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(killed.success());
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .expect("join")
+        .expect("producer exits");
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let summary = summary(&output);
+    assert_eq!(summary["interrupted"], true);
+    assert_eq!(summary["failed"], 0);
+    assert_eq!(
+        summary["acknowledged"], summary["sent"],
+        "everything sent was flushed"
+    );
+    let on_topic = read_all(broker, &topic).await.len() as u64;
+    assert_eq!(
+        Some(on_topic),
+        summary["acknowledged"].as_u64(),
+        "the summary counts what is on the topic"
+    );
+}

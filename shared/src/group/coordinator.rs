@@ -21,8 +21,9 @@ use kafka_protocol::messages::offset_fetch_request::{
 };
 use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::{
-    GroupId, HeartbeatRequest, JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest,
-    OffsetCommitRequest, OffsetFetchRequest, SyncGroupRequest, SyncGroupResponse, TopicName,
+    DescribeGroupsRequest, GroupId, HeartbeatRequest, JoinGroupRequest, JoinGroupResponse,
+    LeaveGroupRequest, OffsetCommitRequest, OffsetFetchRequest, SyncGroupRequest,
+    SyncGroupResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 
@@ -444,6 +445,64 @@ impl Coordinator {
             }
             Err(e) => Err(GroupError::Admin(e.to_string())),
         }
+    }
+}
+
+/// A group as DescribeGroups reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupDescription {
+    pub error_code: i16,
+    /// Empty, PreparingRebalance, CompletingRebalance, Stable or Dead.
+    pub state: String,
+    pub protocol_type: String,
+    /// The chosen assignor (while Stable).
+    pub protocol: String,
+    pub members: Vec<DescribedMember>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DescribedMember {
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+    pub client_id: String,
+    /// The member's partitions, decoded from its assignment bytes (while Stable).
+    pub assignment: super::protocol::TopicPartitions,
+}
+
+impl Coordinator {
+    /// DescribeGroups for our group: its state, protocol and members with their assignments.
+    pub async fn describe(&mut self) -> Result<GroupDescription, GroupError> {
+        let group_id = self.group_id.clone();
+        let (_, response) = self
+            .send(
+                0..=5,
+                |_| DescribeGroupsRequest::default().with_groups(vec![GroupId(text(&group_id))]),
+                None,
+            )
+            .await?;
+        let group = response
+            .groups
+            .into_iter()
+            .next()
+            .ok_or(GroupError::CoordinatorUnknown)?;
+        Ok(GroupDescription {
+            error_code: group.error_code,
+            state: group.group_state.to_string(),
+            protocol_type: group.protocol_type.to_string(),
+            protocol: group.protocol_data.to_string(),
+            members: group
+                .members
+                .into_iter()
+                .map(|m| DescribedMember {
+                    member_id: m.member_id.to_string(),
+                    group_instance_id: m.group_instance_id.map(|i| i.to_string()),
+                    client_id: m.client_id.to_string(),
+                    assignment: super::protocol::decode_assignment(&m.member_assignment)
+                        .map(|a| a.partitions)
+                        .unwrap_or_default(),
+                })
+                .collect(),
+        })
     }
 }
 
