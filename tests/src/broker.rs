@@ -13,7 +13,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use shared::admin::TopicAdmin;
-use shared::settings::ConnectionSettings;
+use shared::settings::{ConnectionSettings, SecurityProtocol, SecuritySettings};
 
 const READY_DEADLINE: Duration = Duration::from_secs(60);
 
@@ -25,10 +25,20 @@ pub enum Storage {
     Durable(PathBuf),
 }
 
+/// A certificate and key that make the broker's listener TLS-only.
+#[derive(Debug, Clone)]
+pub struct ServerTls {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// The CA that signed `cert`, for clients.
+    pub ca: PathBuf,
+}
+
 #[derive(Debug)]
 pub struct TestBroker {
     port: u16,
     storage: Storage,
+    tls: Option<ServerTls>,
     supervisor: Option<Child>,
     /// Held open for the supervisor; closing it stops the broker.
     lifeline: Option<ChildStdin>,
@@ -96,10 +106,19 @@ pub fn broker_args(binary: &Path, port: u16, storage: &Storage) -> Vec<String> {
 impl TestBroker {
     /// Starts a broker on a free port and waits until it answers a Metadata request.
     pub fn start(storage: Storage) -> Self {
+        Self::start_with(storage, None)
+    }
+
+    /// Starts a broker whose listener speaks TLS only.
+    pub fn start_tls(tls: ServerTls) -> Self {
+        Self::start_with(Storage::Memory, Some(tls))
+    }
+
+    fn start_with(storage: Storage, tls: Option<ServerTls>) -> Self {
         let mut last_failure = String::new();
         // A free port can be taken between our probe and the broker's bind; try a few.
         for _ in 0..3 {
-            let mut broker = Self::spawn(free_port(), storage.clone());
+            let mut broker = Self::spawn(free_port(), storage.clone(), tls.clone());
             match broker.wait_until_ready() {
                 Ok(()) => return broker,
                 Err(failure) => {
@@ -114,7 +133,7 @@ impl TestBroker {
     /// Starts it again on the same port and storage (after [`TestBroker::stop`]).
     pub fn restart(&mut self) {
         self.stop();
-        let mut fresh = Self::spawn(self.port, self.storage.clone());
+        let mut fresh = Self::spawn(self.port, self.storage.clone(), self.tls.clone());
         self.supervisor = fresh.supervisor.take();
         self.lifeline = fresh.lifeline.take();
         std::mem::swap(&mut self.log_dir, &mut fresh.log_dir);
@@ -123,7 +142,7 @@ impl TestBroker {
         }
     }
 
-    fn spawn(port: u16, storage: Storage) -> Self {
+    fn spawn(port: u16, storage: Storage, tls: Option<ServerTls>) -> Self {
         let binary = broker_binary();
         let log_dir = tempfile::tempdir().expect("temp dir for the broker log");
         let log = log_dir.path().join("broker.log");
@@ -140,6 +159,14 @@ impl TestBroker {
             .arg(&log)
             .arg(&binary)
             .args(broker_args(&binary, port, &storage))
+            .args(tls.iter().flat_map(|tls| {
+                [
+                    "--cert".into(),
+                    tls.cert.clone().into_os_string(),
+                    "--key".into(),
+                    tls.key.clone().into_os_string(),
+                ]
+            }))
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
@@ -148,6 +175,7 @@ impl TestBroker {
         Self {
             port,
             storage,
+            tls,
             supervisor: Some(supervisor),
             lifeline,
             log_dir,
@@ -163,8 +191,17 @@ impl TestBroker {
         format!("127.0.0.1:{}", self.port)
     }
 
+    /// Settings that reach this broker (TLS with its CA when it speaks TLS).
     pub fn connection_settings(&self, client_id: &str) -> ConnectionSettings {
-        ConnectionSettings::plaintext(vec![self.bootstrap()], client_id)
+        let mut settings = ConnectionSettings::plaintext(vec![self.bootstrap()], client_id);
+        if let Some(tls) = &self.tls {
+            settings.security = SecuritySettings {
+                protocol: SecurityProtocol::Ssl,
+                sasl: None,
+                ca_location: Some(tls.ca.clone()),
+            };
+        }
+        settings
     }
 
     /// The broker's own log so far (for failure messages).
