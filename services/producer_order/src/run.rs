@@ -136,8 +136,9 @@ async fn generate(
             while sent < total && !shutdown.is_triggered() {
                 let burst_end = (sent + size).min(total);
                 while sent < burst_end && !shutdown.is_triggered() {
-                    send_one(producer, generator).await?;
-                    sent += 1;
+                    let chunk = (burst_end - sent).min(CHUNK);
+                    send_chunk(producer, generator, chunk).await?;
+                    sent += chunk;
                 }
                 if sent < total {
                     tokio::select! {
@@ -151,8 +152,9 @@ async fn generate(
             while sent < total && !shutdown.is_triggered() {
                 let due = pacing.due_by(started.elapsed()).min(total);
                 while sent < due && !shutdown.is_triggered() {
-                    send_one(producer, generator).await?;
-                    sent += 1;
+                    let chunk = (due - sent).min(CHUNK);
+                    send_chunk(producer, generator, chunk).await?;
+                    sent += chunk;
                 }
                 if sent < total {
                     tokio::select! {
@@ -166,26 +168,37 @@ async fn generate(
     Ok(())
 }
 
-async fn send_one(producer: &Producer, generator: &mut OrderGenerator) -> anyhow::Result<()> {
-    let order = generator.next_order(chrono::Utc::now());
-    let value = encode_event(&order).context("encoding an order")?;
-    let headers = [
-        ("event-type".to_owned(), b"order.created".to_vec()),
-        (
-            "schema-version".to_owned(),
-            ORDER_SCHEMA_VERSION.to_string().into_bytes(),
-        ),
-    ]
-    .into_iter()
-    .collect();
-    let record = OutgoingRecord {
-        key: Some(order.item_id.into_bytes()),
-        value,
-        headers,
-        timestamp: order.created_at,
-        partition: None,
-    };
-    producer.send_counted(record).await?;
+/// Orders built and handed to the producer together: one hand-over per chunk, not per order.
+const CHUNK: u64 = 256;
+
+async fn send_chunk(
+    producer: &Producer,
+    generator: &mut OrderGenerator,
+    count: u64,
+) -> anyhow::Result<()> {
+    let now = chrono::Utc::now();
+    let mut records = Vec::with_capacity(count as usize);
+    for _ in 0..count {
+        let order = generator.next_order(now);
+        let value = encode_event(&order).context("encoding an order")?;
+        let headers = [
+            ("event-type".to_owned(), b"order.created".to_vec()),
+            (
+                "schema-version".to_owned(),
+                ORDER_SCHEMA_VERSION.to_string().into_bytes(),
+            ),
+        ]
+        .into_iter()
+        .collect();
+        records.push(OutgoingRecord {
+            key: Some(order.item_id.into_bytes()),
+            value,
+            headers,
+            timestamp: order.created_at,
+            partition: None,
+        });
+    }
+    producer.send_all_counted(records).await?;
     Ok(())
 }
 

@@ -138,13 +138,16 @@ impl DeliveryTicket {
     }
 }
 
+/// A record on its way to the accumulator, with the memory it holds.
+struct Queued {
+    partition: i32,
+    record: OutgoingRecord,
+    permit: OwnedSemaphorePermit,
+    reply: Option<oneshot::Sender<Result<Delivery, ProduceError>>>,
+}
+
 enum Message {
-    Record {
-        partition: i32,
-        record: OutgoingRecord,
-        permit: OwnedSemaphorePermit,
-        reply: Option<oneshot::Sender<Result<Delivery, ProduceError>>>,
-    },
+    Records(Vec<Queued>),
     Flush(oneshot::Sender<()>),
 }
 
@@ -250,6 +253,67 @@ impl Producer {
         self.enqueue(record, None).await
     }
 
+    /// Queues several records at once (one hand-over to the accumulator instead of one per
+    /// record); their deliveries only show in [`Producer::stats`].
+    pub async fn send_all_counted(&self, records: Vec<OutgoingRecord>) -> Result<(), ProduceError> {
+        let mut placed = Vec::with_capacity(records.len());
+        let mut total = 0usize;
+        for record in records {
+            let partition = self.partition_for(&record)?;
+            let size = record.size();
+            if size > self.buffer_limit {
+                return Err(ProduceError::RecordTooLarge {
+                    size,
+                    limit: self.buffer_limit,
+                });
+            }
+            total += size;
+            placed.push((partition, size, record));
+        }
+        if placed.is_empty() {
+            return Ok(());
+        }
+        // Take the memory in pieces no larger than the buffer, so a big group cannot wait
+        // forever for more permits than exist.
+        let mut queued = Vec::with_capacity(placed.len());
+        let mut permit: Option<OwnedSemaphorePermit> = None;
+        let mut remaining = total;
+        for (partition, size, record) in placed {
+            let available = permit.as_ref().map_or(0, OwnedSemaphorePermit::num_permits);
+            if available < size {
+                let wanted = remaining.min(self.buffer_limit).max(size) - available;
+                let more = Arc::clone(&self.memory)
+                    .acquire_many_owned(wanted as u32)
+                    .await
+                    .map_err(|_| ProduceError::Closed)?;
+                match &mut permit {
+                    Some(held) => held.merge(more),
+                    None => permit = Some(more),
+                }
+            }
+            let own = permit
+                .as_mut()
+                .and_then(|held| held.split(size))
+                .ok_or(ProduceError::Closed)?;
+            remaining -= size;
+            queued.push(Queued {
+                partition,
+                record,
+                permit: own,
+                reply: None,
+            });
+        }
+        let count = queued.len() as u64;
+        self.counters.sent.fetch_add(count, Ordering::Relaxed);
+        self.sender
+            .send(Message::Records(queued))
+            .await
+            .map_err(|_| {
+                self.counters.sent.fetch_sub(count, Ordering::Relaxed);
+                ProduceError::Closed
+            })
+    }
+
     async fn enqueue(
         &self,
         record: OutgoingRecord,
@@ -269,12 +333,12 @@ impl Producer {
             .map_err(|_| ProduceError::Closed)?;
         self.counters.sent.fetch_add(1, Ordering::Relaxed);
         self.sender
-            .send(Message::Record {
+            .send(Message::Records(vec![Queued {
                 partition,
                 record,
                 permit,
                 reply,
-            })
+            }]))
             .await
             .map_err(|_| {
                 self.counters.sent.fetch_sub(1, Ordering::Relaxed);
@@ -347,8 +411,10 @@ impl Accumulator {
                 .min();
             tokio::select! {
                 message = receiver.recv(), if !closed => match message {
-                    Some(Message::Record { partition, record, permit, reply }) => {
-                        self.add(partition, record, permit, reply);
+                    Some(Message::Records(records)) => {
+                        for queued in records {
+                            self.add(queued);
+                        }
                         self.dispatch(&done_tx);
                     }
                     Some(Message::Flush(done)) => {
@@ -398,13 +464,13 @@ impl Accumulator {
         self.open.is_empty() && self.in_flight == 0 && self.ready.values().all(VecDeque::is_empty)
     }
 
-    fn add(
-        &mut self,
-        partition: i32,
-        record: OutgoingRecord,
-        permit: OwnedSemaphorePermit,
-        reply: Option<oneshot::Sender<Result<Delivery, ProduceError>>>,
-    ) {
+    fn add(&mut self, queued: Queued) {
+        let Queued {
+            partition,
+            record,
+            permit,
+            reply,
+        } = queued;
         let size = record.size();
         let batch = self.open.entry(partition).or_insert_with(Batch::new);
         batch.bytes += size;
