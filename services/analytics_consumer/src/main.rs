@@ -1,16 +1,22 @@
 //! `analytics-consumer`: a static group member that keeps rolling metrics over both topics and
-//! serves them over HTTP.
+//! serves them over HTTP (`GET /metrics`, Prometheus, health, and a live dashboard).
 //!
-//! This file only wires settings, telemetry and shutdown together; the consumer and its HTTP
-//! endpoint arrive with their own issue. Until then the service waits for its topics and exits.
+//! This file wires settings, telemetry, shutdown, the HTTP server and the consume loop
+//! together, and answers the `healthcheck` subcommand for images without curl.
 
+mod consume;
+mod http;
+mod metrics;
+mod prometheus;
 mod settings;
+mod window;
 
+use std::io::{Read, Write};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use shared::admin::TopicAdmin;
 use shared::cli::{ServiceInfo, Startup};
 
 use settings::AnalyticsSettings;
@@ -20,24 +26,27 @@ const INFO: ServiceInfo = ServiceInfo {
     version: env!("CARGO_PKG_VERSION"),
     about: "Keeps rolling metrics over orders and outcomes and serves them over HTTP.",
     default_env_file: "services/analytics_consumer/analytics.env",
-    subcommands: &[],
+    subcommands: &[(
+        "healthcheck",
+        "ask the running service's /healthz; exit 0 if healthy, 1 if not",
+    )],
 };
 
 fn main() -> ExitCode {
-    let settings = match shared::cli::start(
+    match shared::cli::start(
         &INFO,
         &settings::variables(),
         AnalyticsSettings::from_source,
     ) {
-        Startup::Run(settings) | Startup::Subcommand(_, settings) => settings,
-        Startup::Exit(code) => return ExitCode::from(code as u8),
-    };
-    match run(settings) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!("{e:#}");
-            ExitCode::FAILURE
-        }
+        Startup::Run(settings) => match run(settings) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                tracing::error!("{e:#}");
+                ExitCode::FAILURE
+            }
+        },
+        Startup::Subcommand(_, settings) => healthcheck(&settings),
+        Startup::Exit(code) => ExitCode::from(code as u8),
     }
 }
 
@@ -45,25 +54,59 @@ fn main() -> ExitCode {
 async fn run(settings: AnalyticsSettings) -> anyhow::Result<()> {
     let shutdown =
         shared::shutdown::Shutdown::on_signals().context("installing signal handlers")?;
-    tracing::info!(
-        group = %settings.group_id,
-        instance = settings.group_instance_id.as_deref().unwrap_or("(dynamic)"),
-        window = ?settings.window,
-        "analytics-consumer starting"
+    let address = SocketAddr::new(settings.http_host, settings.http_port);
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .with_context(|| format!("listening on {address} (HTTP_HOST, HTTP_PORT)"))?;
+    tracing::info!(%address, "serving /metrics, /metrics/prometheus, /healthz, /readyz and the dashboard at /");
+    let (published_tx, published_rx) = tokio::sync::watch::channel(None);
+    let stop_serving = shutdown.clone();
+    let server = tokio::spawn(
+        warp::serve(http::routes(published_rx))
+            .incoming(listener)
+            .graceful(async move { stop_serving.cancelled().await })
+            .run(),
     );
-    let topics = [
-        settings.order_topic.as_str(),
-        settings.inventory_topic.as_str(),
-    ];
-    tokio::select! {
-        waited = async {
-            let mut admin = TopicAdmin::connect(&settings.connection, Duration::from_secs(30)).await?;
-            admin.wait_for_topics(&topics, &settings.topic_wait).await
-        } => {
-            waited.context("waiting for topics")?;
-            tracing::info!("topics exist; analytics are not implemented yet");
+    let outcome = consume::run(settings, published_tx, shutdown.clone()).await;
+    shutdown.trigger();
+    let _ = server.await;
+    outcome
+}
+
+/// GET /healthz on the local port with a plain HTTP/1.0 request (the scratch image has no
+/// curl); exit 0 only on a 200.
+fn healthcheck(settings: &AnalyticsSettings) -> ExitCode {
+    let host = if settings.http_host.is_unspecified() {
+        IpAddr::V4(Ipv4Addr::LOCALHOST)
+    } else {
+        settings.http_host
+    };
+    let address = SocketAddr::new(host, settings.http_port);
+    let answer = (|| -> std::io::Result<String> {
+        let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(3))?;
+        stream.set_read_timeout(Some(Duration::from_secs(3)))?;
+        stream.write_all(b"GET /healthz HTTP/1.0\r\nHost: localhost\r\n\r\n")?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response)?;
+        Ok(response)
+    })();
+    match answer {
+        Ok(response)
+            if response.starts_with("HTTP/1.0 200") || response.starts_with("HTTP/1.1 200") =>
+        {
+            println!("healthy: {address}");
+            ExitCode::SUCCESS
         }
-        _ = shutdown.cancelled() => tracing::info!("stopped while waiting for topics"),
+        Ok(response) => {
+            eprintln!(
+                "unhealthy: {address} answered {:?}",
+                response.lines().next().unwrap_or("")
+            );
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("unhealthy: {address}: {e}");
+            ExitCode::FAILURE
+        }
     }
-    Ok(())
 }

@@ -13,10 +13,6 @@ use shared::settings::{
 };
 
 #[derive(Debug, Clone)]
-#[expect(
-    dead_code,
-    reason = "the metrics window and HTTP endpoint (their own issue) read every field"
-)]
 pub struct AnalyticsSettings {
     pub connection: ConnectionSettings,
     pub order_topic: String,
@@ -59,7 +55,7 @@ pub fn variables() -> Vec<Variable> {
         ),
         Variable::new(
             "REPORT_INTERVAL_SEC",
-            "5",
+            "1",
             "Seconds between snapshot refreshes and summary lines (1-3600).",
         ),
         Variable::new(

@@ -1,0 +1,163 @@
+//! The consume loop: a static group member on both topics feeds [`Metrics`]; every
+//! `REPORT_INTERVAL_SEC` a fresh snapshot is published for the HTTP handlers and one summary
+//! line is logged.
+//!
+//! The group consumer runs in its own task and hands batches over a small channel, so the
+//! loop's `select!` never cancels the consumer half-way through an assignment. Time for the
+//! window is wall-clock seconds, read once per batch.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use shared::admin::TopicAdmin;
+use shared::group::{
+    ConsumerEvent, GroupConfig, GroupConsumer, OffsetReset, RecordBatch, TopicPartition,
+};
+use shared::shutdown::Shutdown;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::metrics::{Metrics, MetricsSnapshot};
+use crate::settings::AnalyticsSettings;
+
+const CONNECT_DEADLINE: Duration = Duration::from_secs(30);
+
+fn unix_second() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+enum Feed {
+    Batch(RecordBatch, BTreeMap<TopicPartition, i64>),
+    Failed(shared::group::GroupError),
+}
+
+pub async fn run(
+    settings: AnalyticsSettings,
+    published: watch::Sender<Option<Arc<MetricsSnapshot>>>,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
+    let topics = [
+        settings.order_topic.as_str(),
+        settings.inventory_topic.as_str(),
+    ];
+    tokio::select! {
+        waited = async {
+            let mut admin = TopicAdmin::connect(&settings.connection, CONNECT_DEADLINE).await?;
+            admin.wait_for_topics(&topics, &settings.topic_wait).await
+        } => { waited.context("waiting for topics")?; }
+        _ = shutdown.cancelled() => return Ok(()),
+    }
+    let mut config = GroupConfig::new(
+        settings.group_id.clone(),
+        vec![
+            settings.order_topic.clone(),
+            settings.inventory_topic.clone(),
+        ],
+    );
+    config.group_instance_id = settings.group_instance_id.clone();
+    config.auto_offset_reset = if settings.auto_offset_reset_earliest {
+        OffsetReset::Earliest
+    } else {
+        OffsetReset::Latest
+    };
+    let consumer = GroupConsumer::start(&settings.connection, config, CONNECT_DEADLINE)
+        .await
+        .context("starting the group member")?;
+    let group = consumer.watch_snapshot();
+    let (feed_tx, mut feed) = mpsc::channel::<Feed>(8);
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let consumer_task = tokio::spawn(drive(consumer, feed_tx, stop_rx));
+
+    let started = Instant::now();
+    let mut metrics = Metrics::new(settings.window.as_secs(), &settings.group_id);
+    metrics.group.instance_id = settings.group_instance_id.clone();
+    let mut ticker = tokio::time::interval(settings.report_interval);
+    let outcome = loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break Ok(()),
+            _ = ticker.tick() => {
+                let member = group.borrow().clone();
+                metrics.group.member_id = member.member_id;
+                metrics.group.generation = member.generation;
+                metrics.group.rebalances = member.rebalances;
+                metrics.group.state = format!("{:?}", member.phase);
+                metrics.group.assigned_partitions = member.assignment.len();
+                metrics.lag.retain(|(topic, partition), _| {
+                    member.assignment.iter().any(|p| &p.topic == topic && p.partition == *partition)
+                });
+                let snapshot = metrics.snapshot(unix_second(), started.elapsed().as_secs_f64());
+                tracing::info!(
+                    orders = snapshot.orders.total,
+                    outcomes = snapshot.inventory_events.total,
+                    orders_per_sec = format!("{:.1}", snapshot.orders.per_second),
+                    success = format!("{:.3}", snapshot.rates.success),
+                    p99_ms = snapshot.latency_seconds.p99.map(|s| format!("{:.1}", s * 1000.0)),
+                    lag = snapshot.lag_total,
+                    generation = snapshot.group.generation,
+                    "summary"
+                );
+                published.send_replace(Some(Arc::new(snapshot)));
+            }
+            item = feed.recv() => match item {
+                Some(Feed::Batch(batch, lag)) => {
+                    let second = unix_second();
+                    let is_orders = batch.partition.topic == settings.order_topic;
+                    for record in &batch.records {
+                        let value = record.value.as_deref().unwrap_or_default();
+                        if is_orders {
+                            metrics.on_order(second, value);
+                        } else {
+                            metrics.on_inventory(second, value);
+                        }
+                    }
+                    for (partition, lag) in lag {
+                        metrics.lag.insert((partition.topic, partition.partition), lag);
+                    }
+                }
+                Some(Feed::Failed(e)) => break Err(anyhow::Error::new(e).context("group member")),
+                None => break Ok(()),
+            },
+        }
+    };
+    let _ = stop_tx.send(());
+    if let Ok(Err(e)) = consumer_task.await {
+        tracing::warn!(error = %e, "closing the group member");
+    }
+    outcome
+}
+
+/// Owns the consumer: forwards batches (with the current lag) until told to stop, then
+/// closes it (a static member sends no LeaveGroup).
+async fn drive(
+    mut consumer: GroupConsumer,
+    feed: mpsc::Sender<Feed>,
+    mut stop: oneshot::Receiver<()>,
+) -> Result<(), shared::group::GroupError> {
+    loop {
+        let event = tokio::select! {
+            _ = &mut stop => break,
+            event = consumer.next() => event,
+        };
+        let forwarded = match event {
+            None => break,
+            Some(Ok(ConsumerEvent::Records(batch))) => Feed::Batch(batch, consumer.lag()),
+            Some(Ok(ConsumerEvent::Assigned(partitions))) => {
+                tracing::info!(?partitions, "assigned");
+                continue;
+            }
+            Some(Ok(ConsumerEvent::Revoked { partitions, .. })) => {
+                tracing::info!(?partitions, "revoked");
+                continue;
+            }
+            Some(Err(e)) => Feed::Failed(e),
+        };
+        if feed.send(forwarded).await.is_err() {
+            break;
+        }
+    }
+    consumer.close().await
+}
