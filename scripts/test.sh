@@ -13,6 +13,19 @@ step() { printf '\n==> %s\n' "$*"; }
 step "toolchain components"
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 
+step "system packages the tests drive (Debian): chromium for the dashboard test, openssl for TLS"
+missing=()
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+if [[ ${#missing[@]} -gt 0 ]]; then
+  if [[ $(id -u) -eq 0 ]]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  else
+    echo "error: install ${missing[*]} (Debian packages) first" >&2
+    exit 1
+  fi
+fi
+
 step "broker and peer clients (cached outside the clone)"
 scripts/broker.sh install
 scripts/peers.sh >/dev/null

@@ -101,6 +101,117 @@ async fn produce(topic: &str, partition: i32, values: Vec<Vec<u8>>) {
         .expect("produce");
 }
 
+fn order_bytes(n: u128) -> Vec<u8> {
+    let order = OrderEvent::new(
+        Uuid::from_u128(n),
+        "c",
+        format!("item-{}", n % 5),
+        1,
+        2.0,
+        "EUR",
+        chrono::Utc::now(),
+    );
+    encode_event(&order).expect("encode")
+}
+
+/// A headless Chromium loads the dashboard while orders flow and runs its script: the
+/// charts must have been drawn with non-zero data.
+#[tokio::test]
+async fn the_dashboard_draws_its_charts_with_live_data_in_a_real_browser() {
+    let chromium = ["chromium", "chromium-browser"]
+        .into_iter()
+        .find(|name| {
+            Command::new(name)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+        .expect("Debian's chromium is needed for this test (scripts/test.sh installs it)");
+    let orders_topic = unique_name("dash-orders");
+    let inventory_topic = unique_name("dash-inventory");
+    TopicAdmin::connect(&shared_broker().connection_settings("t"), LIMIT)
+        .await
+        .expect("admin")
+        .create_topics(&[
+            TopicSpec::new(&orders_topic, 1, 1),
+            TopicSpec::new(&inventory_topic, 1, 1),
+        ])
+        .await
+        .expect("topics");
+    let port = free_port();
+    let service = Service::start(
+        &[
+            ("BOOTSTRAP_SERVERS", shared_broker().bootstrap()),
+            ("ORDER_TOPIC", orders_topic.clone()),
+            ("INVENTORY_TOPIC", inventory_topic),
+            ("GROUP_ID", unique_name("dash")),
+            ("REPORT_INTERVAL_SEC", "1".to_owned()),
+        ],
+        port,
+    );
+    let flowing_topic = orders_topic.clone();
+    let flow = tokio::spawn(async move {
+        for round in 0..200u128 {
+            produce(
+                &flowing_topic,
+                0,
+                (0..20).map(|i| order_bytes(round * 20 + i + 1)).collect(),
+            )
+            .await;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+    service
+        .metrics_until(|m| m["orders"]["per_second"].as_f64().unwrap_or(0.0) > 0.0)
+        .await;
+
+    let page = format!("http://127.0.0.1:{port}/");
+    let output = Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--virtual-time-budget=4000",
+            "--dump-dom",
+        ])
+        .arg(&page)
+        .output()
+        .expect("chromium runs");
+    flow.abort();
+    service.stop();
+    let dom = String::from_utf8_lossy(&output.stdout);
+    let attribute = |element: &str, name: &str| -> Option<f64> {
+        let start = dom.find(&format!("id=\"{element}\""))?;
+        let tag_start = dom[..start].rfind('<')?;
+        let tag = &dom[tag_start..tag_start + dom[tag_start..].find('>')?];
+        let value_start = tag.find(&format!("{name}=\""))? + name.len() + 2;
+        tag[value_start..].split('"').next()?.parse().ok()
+    };
+    let refreshes: f64 = dom
+        .split("data-refreshes=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    assert!(
+        refreshes >= 1.0,
+        "the page fetched /metrics and drew: {dom}"
+    );
+    let points = attribute("throughput-chart", "data-points").expect("throughput chart drawn");
+    let max = attribute("throughput-chart", "data-max").expect("throughput chart drawn");
+    assert!(points >= 1.0, "points plotted");
+    assert!(
+        max > 0.0 && max > 1e-6,
+        "non-zero throughput plotted ({max})"
+    );
+    let status = dom
+        .split("id=\"status\">")
+        .nth(1)
+        .and_then(|s| s.split('<').next())
+        .unwrap_or("");
+    assert!(!status.contains("cannot reach"), "{status}");
+}
+
 #[tokio::test]
 async fn totals_reconcile_readiness_healthcheck_and_a_static_restart_keeps_the_generation() {
     let orders_topic = unique_name("orders");
