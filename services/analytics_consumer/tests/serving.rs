@@ -200,10 +200,7 @@ async fn the_dashboard_draws_its_charts_with_live_data_in_a_real_browser() {
     let points = attribute("throughput-chart", "data-points").expect("throughput chart drawn");
     let max = attribute("throughput-chart", "data-max").expect("throughput chart drawn");
     assert!(points >= 1.0, "points plotted");
-    assert!(
-        max > 0.0 && max > 1e-6,
-        "non-zero throughput plotted ({max})"
-    );
+    assert!(max > 1e-6, "non-zero throughput plotted ({max})");
     let status = dom
         .split("id=\"status\">")
         .nth(1)
