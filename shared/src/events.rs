@@ -233,22 +233,47 @@ fn check_envelope(bytes: &[u8], supported: u32) -> Result<(), DecodeError> {
 }
 
 pub fn decode_order(bytes: &[u8]) -> Result<OrderEvent, DecodeError> {
-    check_envelope(bytes, ORDER_SCHEMA_VERSION)?;
-    let order: OrderEvent = serde_json::from_slice(bytes).map_err(|e| DecodeError::Malformed {
-        reason: e.to_string(),
-    })?;
+    let order: OrderEvent = decode_strict(bytes, ORDER_SCHEMA_VERSION)?;
+    if order.schema_version != ORDER_SCHEMA_VERSION {
+        return Err(DecodeError::UnsupportedVersion {
+            found: u64::from(order.schema_version),
+            supported: ORDER_SCHEMA_VERSION,
+        });
+    }
     order.validate()?;
     Ok(order)
 }
 
 pub fn decode_inventory(bytes: &[u8]) -> Result<InventoryEvent, DecodeError> {
-    check_envelope(bytes, INVENTORY_SCHEMA_VERSION)?;
-    let event: InventoryEvent =
-        serde_json::from_slice(bytes).map_err(|e| DecodeError::Malformed {
-            reason: e.to_string(),
-        })?;
+    let event: InventoryEvent = decode_strict(bytes, INVENTORY_SCHEMA_VERSION)?;
+    if event.schema_version != INVENTORY_SCHEMA_VERSION {
+        return Err(DecodeError::UnsupportedVersion {
+            found: u64::from(event.schema_version),
+            supported: INVENTORY_SCHEMA_VERSION,
+        });
+    }
     event.validate()?;
     Ok(event)
+}
+
+/// Size check, then one parse on the happy path; only a failed parse pays for the version
+/// probe that tells "a version we do not know" apart from "malformed".
+fn decode_strict<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+    supported: u32,
+) -> Result<T, DecodeError> {
+    if bytes.len() > MAX_EVENT_BYTES {
+        return Err(DecodeError::TooLarge {
+            size: bytes.len(),
+            limit: MAX_EVENT_BYTES,
+        });
+    }
+    serde_json::from_slice(bytes).map_err(|parse_error| match check_envelope(bytes, supported) {
+        Err(envelope_error) => envelope_error,
+        Ok(()) => DecodeError::Malformed {
+            reason: parse_error.to_string(),
+        },
+    })
 }
 
 /// Serialises an event. Our event types always serialise; the `Result` is serde's.
