@@ -18,7 +18,8 @@ use shared::group::{
 use shared::shutdown::Shutdown;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::metrics::{Metrics, MetricsSnapshot};
+use crate::http::Rendered;
+use crate::metrics::Metrics;
 use crate::settings::AnalyticsSettings;
 
 const CONNECT_DEADLINE: Duration = Duration::from_secs(30);
@@ -37,7 +38,7 @@ enum Feed {
 
 pub async fn run(
     settings: AnalyticsSettings,
-    published: watch::Sender<Option<Arc<MetricsSnapshot>>>,
+    published: watch::Sender<Option<Arc<Rendered>>>,
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
     let topics = [
@@ -100,7 +101,7 @@ pub async fn run(
                     generation = snapshot.group.generation,
                     "summary"
                 );
-                published.send_replace(Some(Arc::new(snapshot)));
+                published.send_replace(Some(Arc::new(Rendered::new(snapshot))));
             }
             item = feed.recv() => match item {
                 Some(Feed::Batch(batch, lag)) => {

@@ -19,11 +19,42 @@ use crate::prometheus;
 
 const DASHBOARD: &str = include_str!("dashboard.html");
 
-/// What the handlers read: the latest snapshot, if one has been published.
-pub type Published = watch::Receiver<Option<Arc<MetricsSnapshot>>>;
+/// A snapshot with its two bodies rendered once when published, so a request costs a clone
+/// of bytes, not a serialisation: many dashboards polling must not slow consumption.
+#[derive(Debug)]
+pub struct Rendered {
+    pub snapshot: MetricsSnapshot,
+    json: bytes::Bytes,
+    prometheus: bytes::Bytes,
+}
 
-fn latest(published: &Published) -> Option<Arc<MetricsSnapshot>> {
+impl Rendered {
+    pub fn new(snapshot: MetricsSnapshot) -> Self {
+        let json = serde_json::to_vec(&snapshot)
+            .unwrap_or_else(|e| format!("{{\"error\":\"serialising metrics: {e}\"}}").into_bytes());
+        let prometheus = prometheus::render(&snapshot);
+        Self {
+            snapshot,
+            json: json.into(),
+            prometheus: prometheus.into(),
+        }
+    }
+}
+
+/// What the handlers read: the latest rendered snapshot, if one has been published.
+pub type Published = watch::Receiver<Option<Arc<Rendered>>>;
+
+fn latest(published: &Published) -> Option<Arc<Rendered>> {
     published.borrow().clone()
+}
+
+fn body_reply(body: &bytes::Bytes, content_type: &'static str) -> warp::reply::Response {
+    let mut response = warp::reply::Response::new(body.clone().into());
+    response.headers_mut().insert(
+        "content-type",
+        warp::http::HeaderValue::from_static(content_type),
+    );
+    response
 }
 
 /// Prometheus scrapers ask for text (or OpenMetrics, for which text 0.0.4 is the fallback);
@@ -40,13 +71,8 @@ fn not_ready() -> warp::reply::Response {
     .into_response()
 }
 
-fn prometheus_reply(snapshot: &MetricsSnapshot) -> warp::reply::Response {
-    warp::reply::with_header(
-        prometheus::render(snapshot),
-        "content-type",
-        prometheus::CONTENT_TYPE,
-    )
-    .into_response()
+fn prometheus_reply(rendered: &Rendered) -> warp::reply::Response {
+    body_reply(&rendered.prometheus, prometheus::CONTENT_TYPE)
 }
 
 pub fn routes(
@@ -60,10 +86,10 @@ pub fn routes(
         .map(
             |accept: Option<String>, published: Published| match latest(&published) {
                 None => not_ready(),
-                Some(snapshot) if wants_prometheus(accept.as_deref()) => {
-                    prometheus_reply(&snapshot)
+                Some(rendered) if wants_prometheus(accept.as_deref()) => {
+                    prometheus_reply(&rendered)
                 }
-                Some(snapshot) => warp::reply::json(&*snapshot).into_response(),
+                Some(rendered) => body_reply(&rendered.json, "application/json"),
             },
         );
     let prometheus_path = warp::path!("metrics" / "prometheus")
@@ -71,7 +97,7 @@ pub fn routes(
         .and(state.clone())
         .map(|published: Published| match latest(&published) {
             None => not_ready(),
-            Some(snapshot) => prometheus_reply(&snapshot),
+            Some(rendered) => prometheus_reply(&rendered),
         });
     let healthz = warp::path!("healthz")
         .and(warp::get())
@@ -80,8 +106,9 @@ pub fn routes(
         .and(warp::get())
         .and(state)
         .map(|published: Published| {
-            let ready = latest(&published)
-                .is_some_and(|s| s.group.state == "Stable" && s.group.assigned_partitions > 0);
+            let ready = latest(&published).is_some_and(|r| {
+                r.snapshot.group.state == "Stable" && r.snapshot.group.assigned_partitions > 0
+            });
             let status = if ready {
                 StatusCode::OK
             } else {

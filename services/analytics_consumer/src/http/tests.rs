@@ -47,7 +47,7 @@ fn snapshot() -> MetricsSnapshot {
 fn routes_with(
     snapshot: Option<MetricsSnapshot>,
 ) -> impl warp::Filter<Extract = (warp::reply::Response,), Error = Infallible> + Clone {
-    let (_tx, rx) = watch::channel(snapshot.map(Arc::new));
+    let (_tx, rx) = watch::channel(snapshot.map(|s| Arc::new(Rendered::new(s))));
     // Keep the sender alive for the routes' lifetime: the receiver still reads the last value.
     std::mem::forget(_tx);
     routes(rx)
