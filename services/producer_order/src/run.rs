@@ -8,7 +8,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use shared::admin::{TopicAdmin, TopicSpec};
-use shared::events::{ORDER_SCHEMA_VERSION, encode_event};
+use std::borrow::Cow;
+
+use bytes::Bytes;
+use shared::events::ORDER_SCHEMA_VERSION;
 use shared::producer::{OutgoingRecord, Producer, ProducerStats};
 use shared::settings::LogFormat;
 use shared::shutdown::Shutdown;
@@ -177,19 +180,19 @@ async fn send_chunk(
     count: u64,
 ) -> anyhow::Result<()> {
     let now = chrono::Utc::now();
+    let schema_version = Bytes::from(ORDER_SCHEMA_VERSION.to_string());
     let mut records = Vec::with_capacity(count as usize);
     for _ in 0..count {
         let order = generator.next_order(now);
-        let value = encode_event(&order).context("encoding an order")?;
-        let headers = [
-            ("event-type".to_owned(), b"order.created".to_vec()),
+        let mut value = Vec::with_capacity(320);
+        serde_json::to_writer(&mut value, &order).context("encoding an order")?;
+        let headers = vec![
             (
-                "schema-version".to_owned(),
-                ORDER_SCHEMA_VERSION.to_string().into_bytes(),
+                Cow::Borrowed("event-type"),
+                Bytes::from_static(b"order.created"),
             ),
-        ]
-        .into_iter()
-        .collect();
+            (Cow::Borrowed("schema-version"), schema_version.clone()),
+        ];
         records.push(OutgoingRecord {
             key: Some(order.item_id.into_bytes()),
             value,

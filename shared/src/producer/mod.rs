@@ -10,7 +10,8 @@
 pub mod partitioner;
 mod writer;
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::borrow::Cow;
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -64,7 +65,8 @@ impl Default for ProducerConfig {
 pub struct OutgoingRecord {
     pub key: Option<Vec<u8>>,
     pub value: Vec<u8>,
-    pub headers: BTreeMap<String, Vec<u8>>,
+    /// Header names are usually constants: `Cow` lets them cost no allocation.
+    pub headers: Vec<(Cow<'static, str>, bytes::Bytes)>,
     pub timestamp: DateTime<Utc>,
     /// Overrides the partitioner.
     pub partition: Option<i32>,
@@ -200,8 +202,8 @@ impl Producer {
             config,
             writers,
             counters: Arc::clone(&counters),
-            open: HashMap::new(),
-            ready: HashMap::new(),
+            open: (0..partitions).map(|_| None).collect(),
+            ready: (0..partitions).map(|_| VecDeque::new()).collect(),
             in_flight: 0,
             flushes: Vec::new(),
         };
@@ -391,10 +393,10 @@ struct Accumulator {
     /// Each partition's writer; `None` while its batch is in flight.
     writers: Vec<Option<PartitionWriter>>,
     counters: Arc<Counters>,
-    /// The batch each partition is filling.
-    open: HashMap<i32, Batch>,
+    /// The batch each partition is filling, indexed by partition.
+    open: Vec<Option<Batch>>,
     /// Full or lingered batches waiting for their partition's in-flight request.
-    ready: HashMap<i32, VecDeque<Batch>>,
+    ready: Vec<VecDeque<Batch>>,
     in_flight: usize,
     flushes: Vec<oneshot::Sender<()>>,
 }
@@ -406,7 +408,8 @@ impl Accumulator {
         loop {
             let next_linger = self
                 .open
-                .values()
+                .iter()
+                .flatten()
                 .map(|b| b.opened + self.config.linger)
                 .min();
             tokio::select! {
@@ -437,14 +440,13 @@ impl Accumulator {
                 }
                 _ = sleep_until(next_linger) => {
                     let now = Instant::now();
-                    let expired: Vec<i32> = self
-                        .open
-                        .iter()
-                        .filter(|(_, b)| b.opened + self.config.linger <= now)
-                        .map(|(p, _)| *p)
-                        .collect();
-                    for partition in expired {
-                        self.close_batch(partition);
+                    for partition in 0..self.open.len() {
+                        let expired = self.open[partition]
+                            .as_ref()
+                            .is_some_and(|b| b.opened + self.config.linger <= now);
+                        if expired {
+                            self.close_batch(partition as i32);
+                        }
                     }
                     self.dispatch(&done_tx);
                 }
@@ -461,7 +463,9 @@ impl Accumulator {
     }
 
     fn idle(&self) -> bool {
-        self.open.is_empty() && self.in_flight == 0 && self.ready.values().all(VecDeque::is_empty)
+        self.open.iter().all(Option::is_none)
+            && self.in_flight == 0
+            && self.ready.iter().all(VecDeque::is_empty)
     }
 
     fn add(&mut self, queued: Queued) {
@@ -472,7 +476,10 @@ impl Accumulator {
             reply,
         } = queued;
         let size = record.size();
-        let batch = self.open.entry(partition).or_insert_with(Batch::new);
+        let Some(slot) = self.open.get_mut(partition as usize) else {
+            return;
+        };
+        let batch = slot.get_or_insert_with(Batch::new);
         batch.bytes += size;
         batch.records.push(record);
         batch.replies.push(reply);
@@ -486,22 +493,25 @@ impl Accumulator {
     }
 
     fn close_batch(&mut self, partition: i32) {
-        if let Some(batch) = self.open.remove(&partition) {
-            self.ready.entry(partition).or_default().push_back(batch);
+        let index = partition as usize;
+        if let Some(batch) = self.open.get_mut(index).and_then(Option::take)
+            && let Some(queue) = self.ready.get_mut(index)
+        {
+            queue.push_back(batch);
         }
     }
 
     fn close_all_batches(&mut self) {
-        let partitions: Vec<i32> = self.open.keys().copied().collect();
-        for partition in partitions {
-            self.close_batch(partition);
+        for partition in 0..self.open.len() {
+            self.close_batch(partition as i32);
         }
     }
 
     /// Starts the next ready batch of every partition that has nothing in flight.
     fn dispatch(&mut self, done: &mpsc::UnboundedSender<(i32, PartitionWriter)>) {
-        for (partition, queue) in &mut self.ready {
-            let Some(slot) = self.writers.get_mut(*partition as usize) else {
+        for (index, queue) in self.ready.iter_mut().enumerate() {
+            let partition = index as i32;
+            let Some(slot) = self.writers.get_mut(index) else {
                 continue;
             };
             if slot.is_none() || queue.is_empty() {
@@ -513,7 +523,6 @@ impl Accumulator {
             let config = self.config.clone();
             let counters = Arc::clone(&self.counters);
             let done = done.clone();
-            let partition = *partition;
             self.in_flight += 1;
             tokio::spawn(async move {
                 deliver(&mut writer, partition, batch, &config, &counters).await;

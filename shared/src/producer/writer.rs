@@ -82,7 +82,13 @@ impl PartitionWriter {
                 headers: record
                     .headers
                     .into_iter()
-                    .map(|(name, value)| (StrBytes::from_string(name), Some(Bytes::from(value))))
+                    .map(|(name, value)| {
+                        let name = match name {
+                            std::borrow::Cow::Borrowed(name) => StrBytes::from_static_str(name),
+                            std::borrow::Cow::Owned(name) => StrBytes::from_string(name),
+                        };
+                        (name, Some(value))
+                    })
                     .collect::<IndexMap<_, _>>(),
             })
             .collect();
