@@ -81,6 +81,38 @@ async fn read_all(broker: &TestBroker, topic: &str) -> Vec<(i32, Vec<u8>, Vec<u8
     all
 }
 
+/// Waits until partition 0 of `topic` holds more than `records` records (the producer runs).
+async fn wait_until_flowing(broker: &TestBroker, topic: &str, records: i64) {
+    let client = shared::connect::data_client(
+        &broker.connection_settings("watcher"),
+        Duration::from_secs(30),
+    )
+    .await
+    .expect("client");
+    loop {
+        if client
+            .list_topics()
+            .await
+            .expect("topics")
+            .iter()
+            .any(|t| t.name == topic)
+        {
+            let partition = client
+                .partition_client(topic, 0, UnknownTopicHandling::Retry)
+                .await
+                .expect("partition client");
+            let end = partition
+                .get_offset(rskafka::client::partition::OffsetAt::Latest)
+                .await
+                .unwrap_or(0);
+            if end > records {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test]
 async fn ten_thousand_orders_are_all_acknowledged_decodable_and_on_their_java_partition() {
     let broker = shared_broker();
@@ -145,29 +177,7 @@ async fn a_broker_outage_mid_run_is_retried_and_every_order_accounted_for() {
     .expect("producer starts");
 
     // Wait until orders are flowing, then take the broker away for a while.
-    let settings = broker.connection_settings("watcher");
-    let client = shared::connect::data_client(&settings, Duration::from_secs(30))
-        .await
-        .expect("client");
-    loop {
-        let topics = client.list_topics().await.expect("topics");
-        if topics.iter().any(|t| t.name == topic) {
-            let partition = client
-                .partition_client(&topic, 0, UnknownTopicHandling::Retry)
-                .await
-                .expect("partition client");
-            if partition
-                .get_offset(rskafka::client::partition::OffsetAt::Latest)
-                .await
-                .unwrap_or(0)
-                > 100
-            {
-                break;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    drop(client);
+    wait_until_flowing(&broker, &topic, 100).await;
     broker.stop();
     // The outage itself is the scenario: orders keep being generated while nothing answers.
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -219,36 +229,7 @@ async fn sigterm_stops_generating_flushes_and_summarises_exact_counts() {
     .spawn()
     .expect("producer starts");
 
-    // Orders are flowing once the topic holds some.
-    let client = shared::connect::data_client(
-        &broker.connection_settings("watcher"),
-        Duration::from_secs(30),
-    )
-    .await
-    .expect("client");
-    loop {
-        if client
-            .list_topics()
-            .await
-            .expect("topics")
-            .iter()
-            .any(|t| t.name == topic)
-        {
-            let partition = client
-                .partition_client(&topic, 0, UnknownTopicHandling::Retry)
-                .await
-                .expect("partition client");
-            if partition
-                .get_offset(rskafka::client::partition::OffsetAt::Latest)
-                .await
-                .unwrap_or(0)
-                > 50
-            {
-                break;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_until_flowing(broker, &topic, 50).await;
     let killed = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
