@@ -1,14 +1,12 @@
-//! The pipeline's two event schemas — an order, and the inventory outcome of an order — and
-//! their strict JSON codec.
-//!
-//! Decoding never panics and rejects what the schema does not allow: an oversized value before
-//! parsing it, an unknown `schema_version` before reading the rest, unknown or missing fields,
-//! wrong types and values the business rules cannot use. It must not know what services do
-//! with an event. Optional fields are always written (as `null`), so a missing key is an error
-//! and the JSON Schemas in `shared/schemas/` can require every property.
+//! The pipeline's two event schemas (an order; the inventory outcome of an order) and their
+//! strict JSON codec, which accepts exactly what `shared/schemas/*.schema.json` accept: never
+//! panics, checks size before parsing, requires every key (nullable ones as `null`). It must not
+//! know what services do with an event. Design choice: one parse on the happy path; the
+//! `schema_version` probe runs only when that parse fails, so a future version is still reported
+//! as `UnsupportedVersion` rather than as whatever field it renamed, without parsing twice.
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 use uuid::Uuid;
 
 pub const ORDER_SCHEMA_VERSION: u32 = 1;
@@ -32,6 +30,7 @@ pub enum OrderStatus {
 #[serde(deny_unknown_fields)]
 pub struct OrderEvent {
     pub schema_version: u32,
+    #[serde(deserialize_with = "hyphenated_uuid")]
     pub order_id: Uuid,
     pub customer_id: String,
     pub item_id: String,
@@ -111,8 +110,9 @@ impl InventoryOutcome {
 #[serde(deny_unknown_fields)]
 pub struct InventoryEvent {
     pub schema_version: u32,
+    #[serde(deserialize_with = "hyphenated_uuid")]
     pub event_id: Uuid,
-    #[serde(deserialize_with = "required_option")]
+    #[serde(deserialize_with = "optional_hyphenated_uuid")]
     pub order_id: Option<Uuid>,
     pub item_id: String,
     pub quantity: u32,
@@ -151,13 +151,26 @@ impl InventoryEvent {
                 if self.order_id.is_none() {
                     return Err(invalid("order_id", "is required for an order's outcome"));
                 }
-                if self.source_partition.is_none() || self.source_offset.is_none() {
+                if self.source_partition.is_none() {
                     return Err(invalid(
                         "source_partition",
-                        "source partition and offset are required for an order's outcome",
+                        "is required for an order's outcome",
+                    ));
+                }
+                if self.source_offset.is_none() {
+                    return Err(invalid(
+                        "source_offset",
+                        "is required for an order's outcome",
                     ));
                 }
             }
+        }
+        // A consumed record's partition and offset are never negative.
+        if self.source_partition.is_some_and(|p| p < 0) {
+            return Err(invalid("source_partition", "must be 0 or more"));
+        }
+        if self.source_offset.is_some_and(|o| o < 0) {
+            return Err(invalid("source_offset", "must be 0 or more"));
         }
         Ok(())
     }
@@ -197,25 +210,23 @@ fn invalid(field: &'static str, reason: &str) -> DecodeError {
 
 fn check_id(field: &'static str, value: &str) -> Result<(), DecodeError> {
     if value.is_empty() || value.len() > MAX_ID_BYTES {
-        return Err(invalid(field, "must be 1 to 128 bytes"));
+        return Err(DecodeError::Invalid {
+            field,
+            reason: format!("must be 1 to {MAX_ID_BYTES} bytes, found {}", value.len()),
+        });
     }
     Ok(())
 }
 
-/// Only `schema_version`, read before anything else so a future version is reported as such
-/// rather than as whatever field it renamed.
+/// Only `schema_version`, every other key ignored: tells "a version we do not know" apart
+/// from "malformed" once the full parse has failed.
 #[derive(Deserialize)]
 struct VersionProbe {
     schema_version: Option<serde_json::Value>,
 }
 
-fn check_envelope(bytes: &[u8], supported: u32) -> Result<(), DecodeError> {
-    if bytes.len() > MAX_EVENT_BYTES {
-        return Err(DecodeError::TooLarge {
-            size: bytes.len(),
-            limit: MAX_EVENT_BYTES,
-        });
-    }
+/// Why a document that failed the full parse failed: its version, or its shape.
+fn check_version(bytes: &[u8], supported: u32) -> Result<(), DecodeError> {
     let probe: VersionProbe =
         serde_json::from_slice(bytes).map_err(|e| DecodeError::Malformed {
             reason: e.to_string(),
@@ -268,8 +279,8 @@ fn decode_strict<T: serde::de::DeserializeOwned>(
             limit: MAX_EVENT_BYTES,
         });
     }
-    serde_json::from_slice(bytes).map_err(|parse_error| match check_envelope(bytes, supported) {
-        Err(envelope_error) => envelope_error,
+    serde_json::from_slice(bytes).map_err(|parse_error| match check_version(bytes, supported) {
+        Err(version_error) => version_error,
         Ok(()) => DecodeError::Malformed {
             reason: parse_error.to_string(),
         },
@@ -282,19 +293,86 @@ pub fn encode_event<T: Serialize>(event: &T) -> Result<Vec<u8>, serde_json::Erro
 }
 
 /// An `Option` whose key must be present (null allowed): serde's default treats a missing
-/// key as `None`, which would let a truncated producer through.
+/// key as `None`, which would let a truncated producer through. Any `deserialize_with` on an
+/// `Option` field has this effect; this one adds nothing else.
 fn required_option<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
 where
-    D: serde::Deserializer<'de>,
+    D: Deserializer<'de>,
     T: Deserialize<'de>,
 {
     Option::<T>::deserialize(deserializer)
+}
+
+/// A string value checked by `parse`, read without allocating (the analytics consumer decodes
+/// every record).
+struct CheckedStr<T> {
+    expecting: &'static str,
+    parse: fn(&str) -> Result<T, String>,
+}
+
+impl<T> serde::de::Visitor<'_> for CheckedStr<T> {
+    type Value = T;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(self.expecting)
+    }
+
+    fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<T, E> {
+        (self.parse)(text).map_err(E::custom)
+    }
+}
+
+/// A UUID in the hyphenated form only, as the JSON Schemas' pattern says: uuid's own serde
+/// impl also accepts the simple, braced and URN forms, which other readers would reject.
+struct HyphenatedUuid(Uuid);
+
+impl<'de> Deserialize<'de> for HyphenatedUuid {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer
+            .deserialize_str(CheckedStr {
+                expecting: "a hyphenated UUID string",
+                parse: parse_hyphenated_uuid,
+            })
+            .map(Self)
+    }
+}
+
+fn parse_hyphenated_uuid(text: &str) -> Result<Uuid, String> {
+    // 36 bytes is only the hyphenated form (simple is 32, braced 38, URN 45).
+    if text.len() != 36 {
+        return Err(format!("{text:?} is not a hyphenated UUID"));
+    }
+    Uuid::try_parse(text).map_err(|e| format!("{text:?} is not a hyphenated UUID: {e}"))
+}
+
+fn hyphenated_uuid<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Uuid, D::Error> {
+    HyphenatedUuid::deserialize(deserializer).map(|uuid| uuid.0)
+}
+
+fn optional_hyphenated_uuid<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Uuid>, D::Error> {
+    required_option::<D, HyphenatedUuid>(deserializer).map(|uuid| uuid.map(|uuid| uuid.0))
 }
 
 /// RFC 3339 in UTC with exactly milliseconds and `Z`, e.g. `2026-11-24T08:55:10.123Z`.
 mod rfc3339_millis {
     use chrono::{DateTime, SecondsFormat, Utc};
     use serde::{Deserialize, Deserializer, Serializer};
+
+    /// A timestamp as [`parse`] accepts it.
+    pub struct Millis(pub DateTime<Utc>);
+
+    impl<'de> Deserialize<'de> for Millis {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            deserializer
+                .deserialize_str(super::CheckedStr {
+                    expecting: "an RFC 3339 UTC timestamp with milliseconds",
+                    parse,
+                })
+                .map(Self)
+        }
+    }
 
     pub fn serialize<S: Serializer>(
         value: &DateTime<Utc>,
@@ -306,14 +384,14 @@ mod rfc3339_millis {
     pub fn deserialize<'de, D: Deserializer<'de>>(
         deserializer: D,
     ) -> Result<DateTime<Utc>, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        parse(&text).map_err(serde::de::Error::custom)
+        Millis::deserialize(deserializer).map(|millis| millis.0)
     }
 
-    /// Strict: milliseconds and `Z` exactly, as the JSON Schema's pattern says.
+    /// Strict: `T`, milliseconds and `Z` exactly, as the JSON Schema's pattern says (chrono
+    /// alone would also take `t` or a space, any number of fraction digits, and offsets).
     pub fn parse(text: &str) -> Result<DateTime<Utc>, String> {
         let bytes = text.as_bytes();
-        if bytes.len() != 24 || bytes[19] != b'.' || bytes[23] != b'Z' {
+        if bytes.len() != 24 || bytes[10] != b'T' || bytes[19] != b'.' || bytes[23] != b'Z' {
             return Err(format!(
                 "{text:?} is not a UTC RFC 3339 timestamp with milliseconds (YYYY-MM-DDTHH:MM:SS.mmmZ)"
             ));
@@ -326,7 +404,9 @@ mod rfc3339_millis {
 
 mod rfc3339_millis_option {
     use chrono::{DateTime, SecondsFormat, Utc};
-    use serde::{Deserialize, Deserializer, Serializer};
+    use serde::{Deserializer, Serializer};
+
+    use super::rfc3339_millis::Millis;
 
     pub fn serialize<S: Serializer>(
         value: &Option<DateTime<Utc>>,
@@ -343,12 +423,7 @@ mod rfc3339_millis_option {
     pub fn deserialize<'de, D: Deserializer<'de>>(
         deserializer: D,
     ) -> Result<Option<DateTime<Utc>>, D::Error> {
-        match Option::<String>::deserialize(deserializer)? {
-            Some(text) => super::rfc3339_millis::parse(&text)
-                .map(Some)
-                .map_err(serde::de::Error::custom),
-            None => Ok(None),
-        }
+        super::required_option::<D, Millis>(deserializer).map(|t| t.map(|millis| millis.0))
     }
 }
 

@@ -103,6 +103,41 @@ fn events_written_by_rust_validate_against_the_schemas() {
     }
 }
 
+#[test]
+fn what_the_schemas_accept_the_decoder_accepts() {
+    let order_schema = validator(ORDER_SCHEMA);
+    let order = serde_json::to_value(order()).expect("serialises");
+    // Upper-case hex is a valid hyphenated UUID for both; a free item is allowed.
+    let upper = with(
+        &order,
+        "order_id",
+        Some(json!("0000000A-0000-0000-0000-00000000000B")),
+    );
+    let free = with(&order, "unit_price", Some(json!(0.0)));
+    for document in [order, upper, free] {
+        assert!(order_schema.is_valid(&document), "{document}");
+        assert!(
+            decode_order(document.to_string().as_bytes()).is_ok(),
+            "{document}"
+        );
+    }
+
+    let inventory_schema = validator(INVENTORY_SCHEMA);
+    for outcome in [
+        InventoryOutcome::Reserved,
+        InventoryOutcome::Rejected,
+        InventoryOutcome::Failed,
+        InventoryOutcome::Restocked,
+    ] {
+        let event = serde_json::to_value(inventory(outcome)).expect("serialises");
+        assert!(inventory_schema.is_valid(&event), "{event}");
+        assert_eq!(
+            decode_inventory(event.to_string().as_bytes()),
+            Ok(inventory(outcome))
+        );
+    }
+}
+
 fn with(base: &Value, field: &str, replacement: Option<Value>) -> Value {
     let mut value = base.clone();
     let object = value.as_object_mut().expect("object");
@@ -138,6 +173,26 @@ fn malformed_orders_are_rejected_by_schema_and_decoder_alike() {
             "negative price",
             with(&good, "unit_price", Some(json!(-0.01))),
         ),
+        (
+            "simple-form uuid",
+            with(
+                &good,
+                "order_id",
+                Some(json!("00000000000000000000000000000007")),
+            ),
+        ),
+        (
+            "space before the time",
+            with(&good, "created_at", Some(json!("2026-11-24 09:00:00.000Z"))),
+        ),
+        (
+            "month 13",
+            with(&good, "created_at", Some(json!("2026-13-24T09:00:00.000Z"))),
+        ),
+        (
+            "empty customer",
+            with(&good, "customer_id", Some(json!(""))),
+        ),
     ];
     for (name, document) in cases {
         assert!(!schema.is_valid(&document), "schema accepted {name}");
@@ -160,6 +215,34 @@ fn malformed_inventory_events_are_rejected_by_schema_and_decoder_alike() {
         ("bad outcome", with(&good, "outcome", Some(json!("lost")))),
         ("bad uuid", with(&good, "event_id", Some(json!("x")))),
         ("empty item", with(&good, "item_id", Some(json!("")))),
+        (
+            "braced uuid",
+            with(
+                &good,
+                "order_id",
+                Some(json!("{00000000-0000-0000-0000-000000000007}")),
+            ),
+        ),
+        (
+            "negative partition",
+            with(&good, "source_partition", Some(json!(-1))),
+        ),
+        (
+            "order outcome without its offset",
+            with(&good, "source_offset", Some(Value::Null)),
+        ),
+        (
+            "restock naming an order",
+            with(&good, "outcome", Some(json!("restocked"))),
+        ),
+        (
+            "processed_at without Z",
+            with(
+                &good,
+                "processed_at",
+                Some(json!("2026-11-24T09:00:00.000+00:00")),
+            ),
+        ),
     ];
     for (name, document) in cases {
         assert!(!schema.is_valid(&document), "schema accepted {name}");
