@@ -250,12 +250,15 @@ impl GroupConsumer {
         &self,
         offsets: Vec<(TopicPartition, i64)>,
     ) -> Result<Vec<CommitOutcome>, GroupError> {
-        let (reply, answer) = oneshot::channel();
-        self.commands
-            .send(Command::Commit { offsets, reply })
-            .await
-            .map_err(|_| GroupError::Closed)?;
-        answer.await.map_err(|_| GroupError::Closed)?
+        self.committer().commit(offsets).await
+    }
+
+    /// A handle that commits from other tasks (e.g. per-partition workers) while this
+    /// consumer keeps polling.
+    pub fn committer(&self) -> Committer {
+        Committer {
+            commands: self.commands.clone(),
+        }
     }
 
     /// Commits the position after the last delivered record of every assigned partition.
@@ -350,6 +353,27 @@ impl GroupConsumer {
             let _ = member.await;
         }
         commit_result
+    }
+}
+
+/// Commits offsets through the member from any task.
+#[derive(Debug, Clone)]
+pub struct Committer {
+    commands: mpsc::Sender<Command>,
+}
+
+impl Committer {
+    /// Commits explicit offsets (each the next offset to read).
+    pub async fn commit(
+        &self,
+        offsets: Vec<(TopicPartition, i64)>,
+    ) -> Result<Vec<CommitOutcome>, GroupError> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(Command::Commit { offsets, reply })
+            .await
+            .map_err(|_| GroupError::Closed)?;
+        answer.await.map_err(|_| GroupError::Closed)?
     }
 }
 

@@ -17,7 +17,7 @@ pub mod member;
 pub mod protocol;
 
 pub use config::{GroupConfig, OffsetReset};
-pub use consumer::{ConsumerEvent, GroupConsumer, RecordBatch};
+pub use consumer::{Committer, ConsumerEvent, GroupConsumer, RecordBatch};
 pub use fetch::{ConsumerRecord, TopicPartition};
 pub use member::{CommitOutcome, MemberPhase, MemberSnapshot};
 
