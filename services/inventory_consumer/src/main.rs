@@ -1,15 +1,17 @@
 //! `inventory-consumer`: applies stock rules to orders and emits one outcome per order.
 //!
-//! This file only wires settings, telemetry and shutdown together; the consumer arrives with
-//! its own issue. Until then the service waits for its topics and exits.
+//! This file only wires settings, telemetry and shutdown to the run; the rules, the stock
+//! changelog and the per-partition workers live in their own modules.
 
+mod rules;
+mod run;
 mod settings;
+mod state;
+mod worker;
 
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::Context;
-use shared::admin::TopicAdmin;
 use shared::cli::{ServiceInfo, Startup};
 
 use settings::InventorySettings;
@@ -31,7 +33,7 @@ fn main() -> ExitCode {
         Startup::Run(settings) | Startup::Subcommand(_, settings) => settings,
         Startup::Exit(code) => return ExitCode::from(code as u8),
     };
-    match run(settings) {
+    match start(settings) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");
@@ -41,23 +43,8 @@ fn main() -> ExitCode {
 }
 
 #[tokio::main]
-async fn run(settings: InventorySettings) -> anyhow::Result<()> {
+async fn start(settings: InventorySettings) -> anyhow::Result<()> {
     let shutdown =
         shared::shutdown::Shutdown::on_signals().context("installing signal handlers")?;
-    tracing::info!(group = %settings.group_id, orders = %settings.order_topic, "inventory-consumer starting");
-    let topics = [
-        settings.order_topic.as_str(),
-        settings.inventory_topic.as_str(),
-    ];
-    tokio::select! {
-        waited = async {
-            let mut admin = TopicAdmin::connect(&settings.connection, Duration::from_secs(30)).await?;
-            admin.wait_for_topics(&topics, &settings.topic_wait).await
-        } => {
-            waited.context("waiting for topics")?;
-            tracing::info!("topics exist; order processing is not implemented yet");
-        }
-        _ = shutdown.cancelled() => tracing::info!("stopped while waiting for topics"),
-    }
-    Ok(())
+    run::run(settings, shutdown).await
 }

@@ -27,10 +27,6 @@ pub const OFFSET_RESET_CHOICES: &[(&str, OffsetReset)] = &[
 ];
 
 #[derive(Debug, Clone)]
-#[expect(
-    dead_code,
-    reason = "the stock rules (their own issue) read every field"
-)]
 pub struct InventorySettings {
     pub connection: ConnectionSettings,
     pub order_topic: String,
@@ -41,6 +37,16 @@ pub struct InventorySettings {
     pub throttle: Duration,
     pub report_interval: Duration,
     pub topic_wait: TopicWaitSettings,
+    pub dlq_topic: String,
+    pub state_topic: String,
+    pub max_retries: u32,
+    pub retry_backoff: Duration,
+    pub initial_stock: i64,
+    /// Every this often, add `RESTOCK_AMOUNT` to each known item; `None` = never.
+    pub restock: Option<(Duration, i64)>,
+    pub fail_seed: u64,
+    pub create_topics: bool,
+    pub replication_factor: i16,
 }
 
 pub fn variables() -> Vec<Variable> {
@@ -77,6 +83,56 @@ pub fn variables() -> Vec<Variable> {
             "10",
             "Seconds between summary lines (1-3600).",
         ),
+        Variable::new(
+            "DLQ_TOPIC",
+            "inventory-dlq",
+            "Dead-letter topic for failed and malformed orders.",
+        ),
+        Variable::new(
+            "STATE_TOPIC",
+            "inventory-state",
+            "Compacted stock changelog, co-partitioned with ORDER_TOPIC.",
+        ),
+        Variable::new(
+            "MAX_RETRIES",
+            "3",
+            "Retries of a failed attempt before the order fails (0-20).",
+        ),
+        Variable::new(
+            "RETRY_BACKOFF_MS",
+            "20",
+            "First retry pause in milliseconds, doubling each retry (0-60000).",
+        ),
+        Variable::new(
+            "INITIAL_STOCK",
+            "1000",
+            "Stock of an item seen for the first time (0-1000000000).",
+        ),
+        Variable::new(
+            "RESTOCK_INTERVAL_SEC",
+            "0",
+            "Seconds between restocks of every known item; 0 = never (0-86400).",
+        ),
+        Variable::new(
+            "RESTOCK_AMOUNT",
+            "100",
+            "Units added per item at each restock (1-1000000000).",
+        ),
+        Variable::new(
+            "FAIL_SEED",
+            "7",
+            "Seed of the simulated failures (deterministic per order and attempt).",
+        ),
+        Variable::new(
+            "CREATE_TOPICS",
+            "0",
+            "1 creates the inventory, dead-letter and changelog topics if missing.",
+        ),
+        Variable::new(
+            "REPLICATION_FACTOR",
+            "1",
+            "Replication factor of created topics (1-32).",
+        ),
     ]);
     variables.extend(TopicWaitSettings::variables());
     variables
@@ -94,6 +150,21 @@ impl InventorySettings {
             throttle: source.millis("THROTTLE_MS", 0, 60_000)?,
             report_interval: source.seconds("REPORT_INTERVAL_SEC", 1, 3600)?,
             topic_wait: TopicWaitSettings::from_source(source)?,
+            dlq_topic: source.kafka_name("DLQ_TOPIC")?,
+            state_topic: source.kafka_name("STATE_TOPIC")?,
+            max_retries: source.integer("MAX_RETRIES", 0, 20)?,
+            retry_backoff: source.millis("RETRY_BACKOFF_MS", 0, 60_000)?,
+            initial_stock: source.integer("INITIAL_STOCK", 0, 1_000_000_000)?,
+            restock: match source.integer("RESTOCK_INTERVAL_SEC", 0u64, 86_400)? {
+                0 => None,
+                seconds => Some((
+                    Duration::from_secs(seconds),
+                    source.integer("RESTOCK_AMOUNT", 1, 1_000_000_000)?,
+                )),
+            },
+            fail_seed: source.integer("FAIL_SEED", 0, u64::MAX)?,
+            create_topics: source.flag("CREATE_TOPICS")?,
+            replication_factor: source.integer("REPLICATION_FACTOR", 1, 32)?,
         })
     }
 }

@@ -1,0 +1,300 @@
+//! One worker per assigned order partition: applies the rules to its orders in offset order,
+//! writes one outcome per order (plus a dead letter for failed and malformed orders, and a
+//! changelog entry for each stock change), and commits a batch only once every record it
+//! produced is acknowledged.
+//!
+//! The worker alone owns its partition's stock, so no item is touched by two tasks. A record
+//! that cannot be delivered stops the worker with an error (the service exits and a restart
+//! replays the uncommitted tail), because committing past it would lose an order.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+use bytes::Bytes;
+use shared::events::{
+    INVENTORY_SCHEMA_VERSION, InventoryEvent, InventoryOutcome, decode_order, encode_event,
+};
+use shared::group::{Committer, ConsumerRecord, RecordBatch, TopicPartition};
+use shared::producer::{DeliveryTicket, OutgoingRecord, Producer};
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use crate::rules::{self, FailureModel, Stock};
+use crate::state::StockChange;
+
+/// Counters every worker adds to (read by the summary line).
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub processed: AtomicU64,
+    pub reserved: AtomicU64,
+    pub rejected: AtomicU64,
+    pub failed: AtomicU64,
+    pub restocked: AtomicU64,
+    pub retries: AtomicU64,
+    pub malformed: AtomicU64,
+    pub dead_letters: AtomicU64,
+}
+
+/// What every worker shares.
+#[derive(Debug, Clone)]
+pub struct Outputs {
+    pub outcomes: Producer,
+    pub dead_letters: Producer,
+    pub changelog: Producer,
+    pub committer: Committer,
+    pub stats: Arc<Stats>,
+    pub failures: FailureModel,
+    pub throttle: Duration,
+    pub initial_stock: i64,
+    pub restock: Option<(Duration, i64)>,
+}
+
+pub struct Worker {
+    partition: TopicPartition,
+    stock: Stock,
+    outputs: Outputs,
+}
+
+impl Worker {
+    pub fn new(partition: TopicPartition, stock: Stock, outputs: Outputs) -> Self {
+        Self {
+            partition,
+            stock,
+            outputs,
+        }
+    }
+
+    /// Processes batches until the channel closes (revocation or shutdown).
+    pub async fn run(mut self, mut batches: mpsc::Receiver<RecordBatch>) -> anyhow::Result<()> {
+        let restock_every = self
+            .outputs
+            .restock
+            .map_or(Duration::from_secs(365 * 24 * 3600), |(every, _)| every);
+        let mut restock = tokio::time::interval(restock_every);
+        restock.tick().await;
+        loop {
+            tokio::select! {
+                batch = batches.recv() => match batch {
+                    Some(batch) => self.process(batch).await?,
+                    None => return Ok(()),
+                },
+                _ = restock.tick(), if self.outputs.restock.is_some() => self.restock().await?,
+            }
+        }
+    }
+
+    async fn process(&mut self, batch: RecordBatch) -> anyhow::Result<()> {
+        let Some(last) = batch.records.last().map(|r| r.offset) else {
+            return Ok(());
+        };
+        let mut tickets = Vec::with_capacity(batch.records.len() * 2);
+        for record in &batch.records {
+            if !self.outputs.throttle.is_zero() {
+                tokio::time::sleep(self.outputs.throttle).await;
+            }
+            self.process_one(record, &mut tickets).await?;
+        }
+        for ticket in tickets {
+            ticket
+                .delivered()
+                .await
+                .context("an outcome was not acknowledged; not committing")?;
+        }
+        let outcomes = self
+            .outputs
+            .committer
+            .commit(vec![(self.partition.clone(), last + 1)])
+            .await?;
+        if let Some(failed) = outcomes.iter().find(|o| !o.is_committed()) {
+            tracing::warn!(partition = %self.partition, error = ?failed.error_code, "commit refused; the tail will be replayed");
+        }
+        Ok(())
+    }
+
+    async fn process_one(
+        &mut self,
+        record: &ConsumerRecord,
+        tickets: &mut Vec<DeliveryTicket>,
+    ) -> anyhow::Result<()> {
+        let stats = &self.outputs.stats;
+        let value = record.value.as_deref().unwrap_or_default();
+        let order = match decode_order(value) {
+            Ok(order) => order,
+            Err(e) => {
+                stats.malformed.fetch_add(1, Ordering::Relaxed);
+                tickets.push(
+                    self.dead_letter(record, "malformed", &e.to_string(), 0)
+                        .await?,
+                );
+                return Ok(());
+            }
+        };
+        let decision = rules::decide(
+            &mut self.stock,
+            self.outputs.initial_stock,
+            &self.outputs.failures,
+            order.order_id,
+            &order.item_id,
+            order.quantity,
+        )
+        .await;
+        stats.processed.fetch_add(1, Ordering::Relaxed);
+        stats
+            .retries
+            .fetch_add(u64::from(decision.attempts - 1), Ordering::Relaxed);
+        let event = InventoryEvent {
+            schema_version: INVENTORY_SCHEMA_VERSION,
+            event_id: InventoryEvent::event_id_for(order.order_id, decision.outcome),
+            order_id: Some(order.order_id),
+            item_id: order.item_id.clone(),
+            quantity: order.quantity,
+            outcome: decision.outcome,
+            reason: decision.reason.map(str::to_owned),
+            stock_after: decision.stock_after,
+            attempts: decision.attempts,
+            order_created_at: Some(order.created_at),
+            processed_at: chrono::Utc::now(),
+            source_partition: Some(record.partition),
+            source_offset: Some(record.offset),
+        };
+        tickets.push(self.outputs.outcomes.send(outcome_record(&event)?).await?);
+        match decision.outcome {
+            InventoryOutcome::Reserved => {
+                stats.reserved.fetch_add(1, Ordering::Relaxed);
+                let change = StockChange {
+                    item_id: order.item_id.clone(),
+                    stock_before: decision.stock_before,
+                    stock_after: decision.stock_after,
+                    source_offset: Some(record.offset),
+                };
+                tickets.push(
+                    self.outputs
+                        .changelog
+                        .send(change.record(record.partition)?)
+                        .await?,
+                );
+            }
+            InventoryOutcome::Rejected => {
+                stats.rejected.fetch_add(1, Ordering::Relaxed);
+            }
+            InventoryOutcome::Failed => {
+                stats.failed.fetch_add(1, Ordering::Relaxed);
+                tickets.push(
+                    self.dead_letter(record, "failed", "simulated_failure", decision.attempts)
+                        .await?,
+                );
+            }
+            InventoryOutcome::Restocked => {}
+        }
+        Ok(())
+    }
+
+    /// Copies the original record to the dead-letter topic with why, how often, and where from.
+    async fn dead_letter(
+        &self,
+        record: &ConsumerRecord,
+        reason: &'static str,
+        error: &str,
+        attempts: u32,
+    ) -> anyhow::Result<DeliveryTicket> {
+        self.outputs
+            .stats
+            .dead_letters
+            .fetch_add(1, Ordering::Relaxed);
+        let headers = vec![
+            (
+                Cow::Borrowed("reason"),
+                Bytes::from_static(reason.as_bytes()),
+            ),
+            (Cow::Borrowed("error"), Bytes::from(error.to_owned())),
+            (Cow::Borrowed("attempts"), Bytes::from(attempts.to_string())),
+            (
+                Cow::Borrowed("source-topic"),
+                Bytes::from(record.topic.to_string()),
+            ),
+            (
+                Cow::Borrowed("source-partition"),
+                Bytes::from(record.partition.to_string()),
+            ),
+            (
+                Cow::Borrowed("source-offset"),
+                Bytes::from(record.offset.to_string()),
+            ),
+        ];
+        let letter = OutgoingRecord {
+            key: record.key.clone(),
+            value: record.value.clone().unwrap_or_default(),
+            headers,
+            timestamp: chrono::Utc::now(),
+            partition: None,
+        };
+        Ok(self.outputs.dead_letters.send(letter).await?)
+    }
+
+    /// Adds `RESTOCK_AMOUNT` to every item this partition has seen and reports each restock.
+    async fn restock(&mut self) -> anyhow::Result<()> {
+        let Some((_, amount)) = self.outputs.restock else {
+            return Ok(());
+        };
+        let mut tickets = Vec::new();
+        for (item_id, stock) in &mut self.stock {
+            let before = *stock;
+            *stock += amount;
+            let event = InventoryEvent {
+                schema_version: INVENTORY_SCHEMA_VERSION,
+                event_id: Uuid::new_v4(),
+                order_id: None,
+                item_id: item_id.clone(),
+                quantity: u32::try_from(amount).unwrap_or(u32::MAX),
+                outcome: InventoryOutcome::Restocked,
+                reason: None,
+                stock_after: *stock,
+                attempts: 1,
+                order_created_at: None,
+                processed_at: chrono::Utc::now(),
+                source_partition: None,
+                source_offset: None,
+            };
+            tickets.push(self.outputs.outcomes.send(outcome_record(&event)?).await?);
+            let change = StockChange {
+                item_id: item_id.clone(),
+                stock_before: before,
+                stock_after: *stock,
+                source_offset: None,
+            };
+            tickets.push(
+                self.outputs
+                    .changelog
+                    .send(change.record(self.partition.partition)?)
+                    .await?,
+            );
+            self.outputs.stats.restocked.fetch_add(1, Ordering::Relaxed);
+        }
+        for ticket in tickets {
+            ticket
+                .delivered()
+                .await
+                .context("a restock was not acknowledged")?;
+        }
+        Ok(())
+    }
+}
+
+fn outcome_record(event: &InventoryEvent) -> anyhow::Result<OutgoingRecord> {
+    Ok(OutgoingRecord {
+        key: Some(event.item_id.clone().into_bytes()),
+        value: encode_event(event)?,
+        headers: vec![
+            (
+                Cow::Borrowed("event-type"),
+                Bytes::from_static(b"inventory.outcome"),
+            ),
+            (Cow::Borrowed("schema-version"), Bytes::from_static(b"1")),
+        ],
+        timestamp: event.processed_at,
+        partition: None,
+    })
+}
