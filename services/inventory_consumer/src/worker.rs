@@ -18,7 +18,7 @@ use shared::events::{
     INVENTORY_SCHEMA_VERSION, InventoryEvent, InventoryOutcome, decode_order, encode_event,
 };
 use shared::group::{Committer, ConsumerRecord, RecordBatch, TopicPartition};
-use shared::producer::{DeliveryTicket, OutgoingRecord, Producer};
+use shared::producer::{OutgoingRecord, Producer};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
@@ -50,6 +50,14 @@ pub struct Outputs {
     pub throttle: Duration,
     pub initial_stock: i64,
     pub restock: Option<(Duration, i64)>,
+}
+
+/// What one batch produces, per output topic.
+#[derive(Default)]
+struct Pending {
+    outcomes: Vec<OutgoingRecord>,
+    changes: Vec<OutgoingRecord>,
+    letters: Vec<OutgoingRecord>,
 }
 
 pub struct Worker {
@@ -90,13 +98,17 @@ impl Worker {
         let Some(last) = batch.records.last().map(|r| r.offset) else {
             return Ok(());
         };
-        let mut tickets = Vec::with_capacity(batch.records.len() * 2);
+        let mut out = Pending::default();
         for record in &batch.records {
             if !self.outputs.throttle.is_zero() {
                 tokio::time::sleep(self.outputs.throttle).await;
             }
-            self.process_one(record, &mut tickets).await?;
+            self.process_one(record, &mut out).await?;
         }
+        // One hand-over per output topic for the whole batch.
+        let mut tickets = self.outputs.outcomes.send_all(out.outcomes).await?;
+        tickets.extend(self.outputs.changelog.send_all(out.changes).await?);
+        tickets.extend(self.outputs.dead_letters.send_all(out.letters).await?);
         for ticket in tickets {
             ticket
                 .delivered()
@@ -117,7 +129,7 @@ impl Worker {
     async fn process_one(
         &mut self,
         record: &ConsumerRecord,
-        tickets: &mut Vec<DeliveryTicket>,
+        out: &mut Pending,
     ) -> anyhow::Result<()> {
         let stats = &self.outputs.stats;
         let value = record.value.as_deref().unwrap_or_default();
@@ -125,10 +137,8 @@ impl Worker {
             Ok(order) => order,
             Err(e) => {
                 stats.malformed.fetch_add(1, Ordering::Relaxed);
-                tickets.push(
-                    self.dead_letter(record, "malformed", &e.to_string(), 0)
-                        .await?,
-                );
+                out.letters
+                    .push(self.dead_letter(record, "malformed", &e.to_string(), 0));
                 return Ok(());
             }
         };
@@ -160,7 +170,7 @@ impl Worker {
             source_partition: Some(record.partition),
             source_offset: Some(record.offset),
         };
-        tickets.push(self.outputs.outcomes.send(outcome_record(&event)?).await?);
+        out.outcomes.push(outcome_record(&event)?);
         match decision.outcome {
             InventoryOutcome::Reserved => {
                 stats.reserved.fetch_add(1, Ordering::Relaxed);
@@ -170,22 +180,19 @@ impl Worker {
                     stock_after: decision.stock_after,
                     source_offset: Some(record.offset),
                 };
-                tickets.push(
-                    self.outputs
-                        .changelog
-                        .send(change.record(record.partition)?)
-                        .await?,
-                );
+                out.changes.push(change.record(record.partition)?);
             }
             InventoryOutcome::Rejected => {
                 stats.rejected.fetch_add(1, Ordering::Relaxed);
             }
             InventoryOutcome::Failed => {
                 stats.failed.fetch_add(1, Ordering::Relaxed);
-                tickets.push(
-                    self.dead_letter(record, "failed", "simulated_failure", decision.attempts)
-                        .await?,
-                );
+                out.letters.push(self.dead_letter(
+                    record,
+                    "failed",
+                    "simulated_failure",
+                    decision.attempts,
+                ));
             }
             InventoryOutcome::Restocked => {}
         }
@@ -193,13 +200,13 @@ impl Worker {
     }
 
     /// Copies the original record to the dead-letter topic with why, how often, and where from.
-    async fn dead_letter(
+    fn dead_letter(
         &self,
         record: &ConsumerRecord,
         reason: &'static str,
         error: &str,
         attempts: u32,
-    ) -> anyhow::Result<DeliveryTicket> {
+    ) -> OutgoingRecord {
         self.outputs
             .stats
             .dead_letters
@@ -224,14 +231,13 @@ impl Worker {
                 Bytes::from(record.offset.to_string()),
             ),
         ];
-        let letter = OutgoingRecord {
+        OutgoingRecord {
             key: record.key.clone(),
             value: record.value.clone().unwrap_or_default(),
             headers,
             timestamp: chrono::Utc::now(),
             partition: None,
-        };
-        Ok(self.outputs.dead_letters.send(letter).await?)
+        }
     }
 
     /// Adds `RESTOCK_AMOUNT` to every item this partition has seen and reports each restock.

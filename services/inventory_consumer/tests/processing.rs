@@ -346,3 +346,44 @@ async fn two_instances_share_the_partitions_and_no_stock_goes_negative() {
         "stock ran out for some items: rejections happened"
     );
 }
+
+#[tokio::test]
+async fn restocking_adds_to_known_items_and_reports_restocked_events() {
+    let pipeline = Pipeline::new().await;
+    let orders = pipeline.produce_orders(100).await;
+    let child = pipeline.start(&[("RESTOCK_INTERVAL_SEC", "1"), ("RESTOCK_AMOUNT", "50")]);
+    let started = Instant::now();
+    let events = loop {
+        let events = pipeline.outcomes().await;
+        let decided = events.iter().filter(|e| e.order_id.is_some()).count();
+        if decided >= orders.len()
+            && events
+                .iter()
+                .any(|e| e.outcome == InventoryOutcome::Restocked)
+        {
+            break events;
+        }
+        assert!(started.elapsed() < LIMIT, "no restock reported");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    stop(child);
+    let restock = events
+        .iter()
+        .find(|e| e.outcome == InventoryOutcome::Restocked)
+        .expect("a restock");
+    assert_eq!(restock.order_id, None);
+    assert_eq!(restock.quantity, 50);
+    // The restock lands on top of what the item had left after its orders.
+    let before: i64 = events
+        .iter()
+        .filter(|e| e.item_id == restock.item_id && e.outcome == InventoryOutcome::Reserved)
+        .map(|e| e.stock_after)
+        .min()
+        .unwrap_or(INITIAL_STOCK);
+    assert!(
+        restock.stock_after >= before + 50,
+        "{} after restocking {}",
+        restock.stock_after,
+        before
+    );
+}

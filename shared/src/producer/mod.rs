@@ -258,6 +258,22 @@ impl Producer {
     /// Queues several records at once (one hand-over to the accumulator instead of one per
     /// record); their deliveries only show in [`Producer::stats`].
     pub async fn send_all_counted(&self, records: Vec<OutgoingRecord>) -> Result<(), ProduceError> {
+        self.enqueue_all(records, false).await.map(|_| ())
+    }
+
+    /// Queues several records at once; one ticket per record, in order.
+    pub async fn send_all(
+        &self,
+        records: Vec<OutgoingRecord>,
+    ) -> Result<Vec<DeliveryTicket>, ProduceError> {
+        self.enqueue_all(records, true).await
+    }
+
+    async fn enqueue_all(
+        &self,
+        records: Vec<OutgoingRecord>,
+        with_tickets: bool,
+    ) -> Result<Vec<DeliveryTicket>, ProduceError> {
         let mut placed = Vec::with_capacity(records.len());
         let mut total = 0usize;
         for record in records {
@@ -273,8 +289,9 @@ impl Producer {
             placed.push((partition, size, record));
         }
         if placed.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
+        let mut tickets = Vec::new();
         // Take the memory in pieces no larger than the buffer, so a big group cannot wait
         // forever for more permits than exist.
         let mut queued = Vec::with_capacity(placed.len());
@@ -298,11 +315,16 @@ impl Producer {
                 .and_then(|held| held.split(size))
                 .ok_or(ProduceError::Closed)?;
             remaining -= size;
+            let reply = with_tickets.then(|| {
+                let (reply, ticket) = oneshot::channel();
+                tickets.push(DeliveryTicket(ticket));
+                reply
+            });
             queued.push(Queued {
                 partition,
                 record,
                 permit: own,
-                reply: None,
+                reply,
             });
         }
         let count = queued.len() as u64;
@@ -313,7 +335,8 @@ impl Producer {
             .map_err(|_| {
                 self.counters.sent.fetch_sub(count, Ordering::Relaxed);
                 ProduceError::Closed
-            })
+            })?;
+        Ok(tickets)
     }
 
     async fn enqueue(
