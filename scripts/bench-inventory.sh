@@ -8,7 +8,7 @@
 #   scripts/bench-inventory.sh [ORDERS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-COUNT="${1:-300000}"
+COUNT="${1:-1000000}"
 NAME="bench-inventory-$$"
 
 scripts/broker.sh install >/dev/null
@@ -49,8 +49,10 @@ ours_rss=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")
 kill "$pid"; wait "$pid" 2>/dev/null || true
 
 peer=$("$PYTHON" - "$BOOTSTRAP" "$COUNT" <<'PY'
-import json, resource, sys, time
+import json, resource, sys, time, uuid
+from datetime import datetime, timezone
 from confluent_kafka import Consumer, Producer
+NAMESPACE = uuid.UUID("6f1c2a0e-5d8b-4c71-9a43-7e2b1f0dc3a9")
 bootstrap, count = sys.argv[1], int(sys.argv[2])
 started = time.monotonic()
 consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "peer", "auto.offset.reset": "earliest",
@@ -71,8 +73,15 @@ while done < count:
         if outcome == "reserved":
             left -= order["quantity"]
             stock[order["item_id"]] = left
-        producer.produce("peer-outcomes", key=order["item_id"], value=json.dumps({
-            "order_id": order["order_id"], "item_id": order["item_id"], "outcome": outcome, "stock_after": left}).encode())
+        # The same event our service writes: deterministic event id, every field.
+        event = {"schema_version": 1, "event_id": str(uuid.uuid5(NAMESPACE, order["order_id"] + ":" + outcome)),
+                 "order_id": order["order_id"], "item_id": order["item_id"], "quantity": order["quantity"],
+                 "outcome": outcome, "reason": None if outcome == "reserved" else "insufficient_stock",
+                 "stock_after": left, "attempts": 1, "order_created_at": order["created_at"],
+                 "processed_at": datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+                 "source_partition": message.partition(), "source_offset": message.offset()}
+        producer.produce("peer-outcomes", key=order["item_id"], value=json.dumps(event).encode(),
+                         headers={"event-type": b"inventory.outcome", "schema-version": b"1"})
         done += 1
     producer.flush(30)
     consumer.commit(asynchronous=False)

@@ -24,6 +24,12 @@ const INFO: ServiceInfo = ServiceInfo {
     subcommands: &[],
 };
 
+/// glibc's malloc took about a third of the CPU time in profiles of the producer and the
+/// inventory consumer (many small, short-lived allocations per record); mimalloc is built for
+/// exactly that pattern.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let settings = match shared::cli::start(
         &INFO,
