@@ -13,7 +13,9 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use shared::admin::TopicAdmin;
-use shared::settings::{ConnectionSettings, SecurityProtocol, SecuritySettings};
+use shared::settings::{
+    ConnectionSettings, SaslCredentials, SaslMechanism, SecurityProtocol, SecuritySettings,
+};
 
 const READY_DEADLINE: Duration = Duration::from_secs(60);
 
@@ -34,11 +36,19 @@ pub struct ServerTls {
     pub ca: PathBuf,
 }
 
+/// A SCRAM user the broker requires (`--authentication`).
+#[derive(Debug, Clone)]
+pub struct SaslUser {
+    pub name: String,
+    pub password: String,
+}
+
 #[derive(Debug)]
 pub struct TestBroker {
     port: u16,
     storage: Storage,
     tls: Option<ServerTls>,
+    sasl: Option<SaslUser>,
     supervisor: Option<Child>,
     /// Held open for the supervisor; closing it stops the broker.
     lifeline: Option<ChildStdin>,
@@ -114,11 +124,41 @@ impl TestBroker {
         Self::start_with(Storage::Memory, Some(tls))
     }
 
+    /// Starts a broker that requires SCRAM authentication (SHA-256 and SHA-512) for `user`.
+    /// Nisshi keeps SCRAM users in durable storage and its CLI creates them only on a broker
+    /// without authentication, so the user is created first and the broker restarted.
+    pub fn start_sasl(data: &Path, user: SaslUser) -> Self {
+        let mut broker = Self::start(Storage::Durable(data.to_path_buf()));
+        for mechanism in ["scram256", "scram512"] {
+            let output = Command::new(broker_binary())
+                .args([
+                    "user",
+                    "create",
+                    &user.name,
+                    &user.password,
+                    "--mechanism",
+                    mechanism,
+                ])
+                .arg("--broker")
+                .arg(format!("tcp://{}", broker.bootstrap()))
+                .output()
+                .expect("nisshi user create runs");
+            assert!(
+                output.status.success(),
+                "creating the SCRAM user: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        broker.sasl = Some(user);
+        broker.restart();
+        broker
+    }
+
     fn start_with(storage: Storage, tls: Option<ServerTls>) -> Self {
         let mut last_failure = String::new();
         // A free port can be taken between our probe and the broker's bind; try a few.
         for _ in 0..3 {
-            let mut broker = Self::spawn(free_port(), storage.clone(), tls.clone());
+            let mut broker = Self::spawn(free_port(), storage.clone(), tls.clone(), None);
             match broker.wait_until_ready() {
                 Ok(()) => return broker,
                 Err(failure) => {
@@ -133,7 +173,12 @@ impl TestBroker {
     /// Starts it again on the same port and storage (after [`TestBroker::stop`]).
     pub fn restart(&mut self) {
         self.stop();
-        let mut fresh = Self::spawn(self.port, self.storage.clone(), self.tls.clone());
+        let mut fresh = Self::spawn(
+            self.port,
+            self.storage.clone(),
+            self.tls.clone(),
+            self.sasl.clone(),
+        );
         self.supervisor = fresh.supervisor.take();
         self.lifeline = fresh.lifeline.take();
         std::mem::swap(&mut self.log_dir, &mut fresh.log_dir);
@@ -142,7 +187,7 @@ impl TestBroker {
         }
     }
 
-    fn spawn(port: u16, storage: Storage, tls: Option<ServerTls>) -> Self {
+    fn spawn(port: u16, storage: Storage, tls: Option<ServerTls>, sasl: Option<SaslUser>) -> Self {
         let binary = broker_binary();
         let log_dir = tempfile::tempdir().expect("temp dir for the broker log");
         let log = log_dir.path().join("broker.log");
@@ -167,6 +212,7 @@ impl TestBroker {
                     tls.key.clone().into_os_string(),
                 ]
             }))
+            .args(sasl.iter().map(|_| "--authentication"))
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
@@ -176,6 +222,7 @@ impl TestBroker {
             port,
             storage,
             tls,
+            sasl,
             supervisor: Some(supervisor),
             lifeline,
             log_dir,
@@ -200,6 +247,18 @@ impl TestBroker {
                 sasl: None,
                 ca_location: Some(tls.ca.clone()),
             };
+        }
+        if let Some(user) = &self.sasl {
+            settings.security.protocol = if self.tls.is_some() {
+                SecurityProtocol::SaslSsl
+            } else {
+                SecurityProtocol::SaslPlaintext
+            };
+            settings.security.sasl = Some(SaslCredentials {
+                mechanism: SaslMechanism::ScramSha512,
+                username: user.name.clone(),
+                password: user.password.clone(),
+            });
         }
         settings
     }

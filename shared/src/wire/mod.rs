@@ -9,6 +9,7 @@
 
 mod connection;
 mod sasl;
+pub mod scram;
 mod transport;
 
 pub use connection::{ApiVersionRange, BrokerConnection, WireError};
