@@ -78,25 +78,30 @@ pub async fn decide(
         tokio::time::sleep(failures.pause_before(attempts)).await;
         attempts += 1;
     }
-    let current = stock.entry(item_id.to_owned()).or_insert(initial_stock);
-    let before = *current;
-    if *current >= i64::from(quantity) {
-        *current -= i64::from(quantity);
-        Decision {
-            outcome: InventoryOutcome::Reserved,
-            reason: None,
-            attempts,
-            stock_before: before,
-            stock_after: *current,
-        }
+    // Look up before inserting: the common case (a known item) then allocates nothing.
+    let before = stock.get(item_id).copied().unwrap_or(initial_stock);
+    let wanted = i64::from(quantity);
+    let (outcome, reason, after) = if before >= wanted {
+        (InventoryOutcome::Reserved, None, before - wanted)
     } else {
-        Decision {
-            outcome: InventoryOutcome::Rejected,
-            reason: Some("insufficient_stock"),
-            attempts,
-            stock_before: before,
-            stock_after: before,
+        (
+            InventoryOutcome::Rejected,
+            Some("insufficient_stock"),
+            before,
+        )
+    };
+    match stock.get_mut(item_id) {
+        Some(current) => *current = after,
+        None => {
+            stock.insert(item_id.to_owned(), after);
         }
+    }
+    Decision {
+        outcome,
+        reason,
+        attempts,
+        stock_before: before,
+        stock_after: after,
     }
 }
 

@@ -33,7 +33,11 @@ impl StockChange {
     pub fn record(&self, partition: i32) -> Result<OutgoingRecord, serde_json::Error> {
         Ok(OutgoingRecord {
             key: Some(self.item_id.clone().into_bytes()),
-            value: serde_json::to_vec(self)?,
+            value: {
+                let mut value = Vec::with_capacity(128);
+                serde_json::to_writer(&mut value, self)?;
+                value
+            },
             headers: vec![(
                 Cow::Borrowed("event-type"),
                 Bytes::from_static(b"stock.changed"),

@@ -14,9 +14,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use bytes::Bytes;
-use shared::events::{
-    INVENTORY_SCHEMA_VERSION, InventoryEvent, InventoryOutcome, decode_order, encode_event,
-};
+use shared::events::{INVENTORY_SCHEMA_VERSION, InventoryEvent, InventoryOutcome, decode_order};
 use shared::group::{Committer, ConsumerRecord, RecordBatch, TopicPartition};
 use shared::producer::{OutgoingRecord, Producer};
 use tokio::sync::mpsc;
@@ -292,7 +290,11 @@ impl Worker {
 fn outcome_record(event: &InventoryEvent) -> anyhow::Result<OutgoingRecord> {
     Ok(OutgoingRecord {
         key: Some(event.item_id.clone().into_bytes()),
-        value: encode_event(event)?,
+        value: {
+            let mut value = Vec::with_capacity(512);
+            serde_json::to_writer(&mut value, event)?;
+            value
+        },
         headers: vec![
             (
                 Cow::Borrowed("event-type"),
