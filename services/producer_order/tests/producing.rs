@@ -29,6 +29,15 @@ fn producer(bootstrap: &str, topic: &str, extra: &[(&str, &str)]) -> Command {
     command
 }
 
+/// Starts the producer in the background with its output captured for the summary.
+fn spawn_producer(bootstrap: &str, topic: &str, extra: &[(&str, &str)]) -> std::process::Child {
+    producer(bootstrap, topic, extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("producer starts")
+}
+
 fn summary(output: &Output) -> serde_json::Value {
     let stdout = String::from_utf8_lossy(&output.stdout);
     let line = stdout
@@ -161,7 +170,7 @@ async fn a_broker_outage_mid_run_is_retried_and_every_order_accounted_for() {
     let data = tempfile::tempdir().expect("temp dir");
     let mut broker = TestBroker::start(Storage::Durable(data.path().to_path_buf()));
     let topic = unique_name("outage");
-    let child = producer(
+    let child = spawn_producer(
         &broker.bootstrap(),
         &topic,
         &[
@@ -170,11 +179,7 @@ async fn a_broker_outage_mid_run_is_retried_and_every_order_accounted_for() {
             ("TOTAL_EVENTS", "12000"),
             ("DELIVERY_TIMEOUT_MS", "60000"),
         ],
-    )
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .expect("producer starts");
+    );
 
     // Wait until orders are flowing, then take the broker away for a while.
     wait_until_flowing(&broker, &topic, 100).await;
@@ -215,7 +220,7 @@ async fn a_broker_outage_mid_run_is_retried_and_every_order_accounted_for() {
 async fn sigterm_stops_generating_flushes_and_summarises_exact_counts() {
     let broker = shared_broker();
     let topic = unique_name("sigterm");
-    let child = producer(
+    let child = spawn_producer(
         &broker.bootstrap(),
         &topic,
         &[
@@ -223,11 +228,7 @@ async fn sigterm_stops_generating_flushes_and_summarises_exact_counts() {
             ("RATE_PER_SEC", "2000"),
             ("TOTAL_EVENTS", "0"),
         ],
-    )
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .expect("producer starts");
+    );
 
     wait_until_flowing(broker, &topic, 50).await;
     let killed = Command::new("kill")

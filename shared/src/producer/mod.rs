@@ -245,14 +245,15 @@ impl Producer {
 
     /// Queues a record, waiting while the buffer is full; the ticket resolves on delivery.
     pub async fn send(&self, record: OutgoingRecord) -> Result<DeliveryTicket, ProduceError> {
-        let (reply, ticket) = oneshot::channel();
-        self.enqueue(record, Some(reply)).await?;
-        Ok(DeliveryTicket(ticket))
+        self.enqueue_all(vec![record], true)
+            .await?
+            .pop()
+            .ok_or(ProduceError::Closed)
     }
 
     /// Queues a record whose delivery only shows in [`Producer::stats`].
     pub async fn send_counted(&self, record: OutgoingRecord) -> Result<(), ProduceError> {
-        self.enqueue(record, None).await
+        self.enqueue_all(vec![record], false).await.map(|_| ())
     }
 
     /// Queues several records at once (one hand-over to the accumulator instead of one per
@@ -337,38 +338,6 @@ impl Producer {
                 ProduceError::Closed
             })?;
         Ok(tickets)
-    }
-
-    async fn enqueue(
-        &self,
-        record: OutgoingRecord,
-        reply: Option<oneshot::Sender<Result<Delivery, ProduceError>>>,
-    ) -> Result<(), ProduceError> {
-        let partition = self.partition_for(&record)?;
-        let size = record.size();
-        if size > self.buffer_limit {
-            return Err(ProduceError::RecordTooLarge {
-                size,
-                limit: self.buffer_limit,
-            });
-        }
-        let permit = Arc::clone(&self.memory)
-            .acquire_many_owned(size as u32)
-            .await
-            .map_err(|_| ProduceError::Closed)?;
-        self.counters.sent.fetch_add(1, Ordering::Relaxed);
-        self.sender
-            .send(Message::Records(vec![Queued {
-                partition,
-                record,
-                permit,
-                reply,
-            }]))
-            .await
-            .map_err(|_| {
-                self.counters.sent.fetch_sub(1, Ordering::Relaxed);
-                ProduceError::Closed
-            })
     }
 
     /// Sends everything queued and waits until every record so far is acknowledged or failed.
