@@ -58,7 +58,8 @@ pub async fn run(
             settings.order_topic.clone(),
             settings.inventory_topic.clone(),
         ],
-    );
+    )
+    .with_session_timeout(settings.session_timeout);
     config.group_instance_id = settings.group_instance_id.clone();
     config.auto_offset_reset = if settings.auto_offset_reset_earliest {
         OffsetReset::Earliest

@@ -21,6 +21,7 @@ pub struct AnalyticsSettings {
     /// KIP-345 static membership; `None` joins as a dynamic member.
     pub group_instance_id: Option<String>,
     pub auto_offset_reset_earliest: bool,
+    pub session_timeout: Duration,
     pub window: Duration,
     pub report_interval: Duration,
     pub http_host: IpAddr,
@@ -47,6 +48,11 @@ pub fn variables() -> Vec<Variable> {
             "AUTO_OFFSET_RESET",
             "earliest",
             "Start without a committed offset: earliest or latest.",
+        ),
+        Variable::new(
+            "SESSION_TIMEOUT_MS",
+            "45000",
+            "Group session timeout in ms (6000-1800000): silence after which the coordinator removes the member.",
         ),
         Variable::new(
             "WINDOW_SEC",
@@ -86,6 +92,7 @@ impl AnalyticsSettings {
                 "AUTO_OFFSET_RESET",
                 &[("earliest", true), ("latest", false)],
             )?,
+            session_timeout: source.millis("SESSION_TIMEOUT_MS", 6_000, 1_800_000)?,
             window: source.seconds("WINDOW_SEC", 1, 3600)?,
             report_interval: source.seconds("REPORT_INTERVAL_SEC", 1, 3600)?,
             http_host: http_host.trim().parse().map_err(|_| {

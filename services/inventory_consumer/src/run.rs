@@ -90,7 +90,8 @@ pub async fn run(settings: InventorySettings, shutdown: Shutdown) -> anyhow::Res
     let mut config = GroupConfig::new(
         settings.group_id.clone(),
         vec![settings.order_topic.clone()],
-    );
+    )
+    .with_session_timeout(settings.session_timeout);
     config.enable_auto_commit = false;
     config.auto_offset_reset = match settings.auto_offset_reset {
         ConfiguredReset::Earliest => OffsetReset::Earliest,

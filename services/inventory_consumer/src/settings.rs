@@ -33,6 +33,7 @@ pub struct InventorySettings {
     pub inventory_topic: String,
     pub group_id: String,
     pub auto_offset_reset: OffsetReset,
+    pub session_timeout: Duration,
     pub fail_rate: f64,
     pub throttle: Duration,
     pub report_interval: Duration,
@@ -67,6 +68,11 @@ pub fn variables() -> Vec<Variable> {
             "AUTO_OFFSET_RESET",
             "earliest",
             "Start without a committed offset: earliest, latest or none (fail).",
+        ),
+        Variable::new(
+            "SESSION_TIMEOUT_MS",
+            "45000",
+            "Group session timeout in ms (6000-1800000): silence after which the coordinator removes the member.",
         ),
         Variable::new(
             "FAIL_RATE",
@@ -146,6 +152,7 @@ impl InventorySettings {
             inventory_topic: source.kafka_name("INVENTORY_TOPIC")?,
             group_id: source.kafka_name("GROUP_ID")?,
             auto_offset_reset: source.choice("AUTO_OFFSET_RESET", OFFSET_RESET_CHOICES)?,
+            session_timeout: source.millis("SESSION_TIMEOUT_MS", 6_000, 1_800_000)?,
             fail_rate: source.number("FAIL_RATE", 0.0, 1.0)?,
             throttle: source.millis("THROTTLE_MS", 0, 60_000)?,
             report_interval: source.seconds("REPORT_INTERVAL_SEC", 1, 3600)?,

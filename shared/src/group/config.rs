@@ -70,6 +70,15 @@ impl GroupConfig {
         }
     }
 
+    /// Sets `session.timeout.ms` and keeps the heartbeat at Java's 3 s, or a third of the
+    /// session when that is shorter, as Java's documentation asks, so two heartbeats can be
+    /// lost before the coordinator gives up on the member.
+    pub fn with_session_timeout(mut self, session_timeout: Duration) -> Self {
+        self.session_timeout = session_timeout;
+        self.heartbeat_interval = Duration::from_millis(3_000).min(session_timeout / 3);
+        self
+    }
+
     /// Java sizes the JoinGroup timeout as the rebalance timeout plus 5 s, since the broker
     /// may hold a JoinGroup that long.
     pub fn join_timeout(&self) -> Duration {
@@ -149,6 +158,15 @@ mod tests {
         let mut config = config();
         config.assignors = vec!["sticky".into()];
         assert!(config.validate().unwrap_err().contains("\"sticky\""));
+    }
+
+    #[test]
+    fn a_short_session_brings_the_heartbeat_down_to_a_third_of_it() {
+        let short = config().with_session_timeout(Duration::from_secs(6));
+        assert_eq!(short.heartbeat_interval, Duration::from_secs(2));
+        let long = config().with_session_timeout(Duration::from_secs(60));
+        assert_eq!(long.heartbeat_interval, Duration::from_secs(3));
+        assert!(short.validate().is_ok());
     }
 
     #[test]
