@@ -192,7 +192,9 @@ stage_image_context() {
 
 step "image build context: $CONTEXT"
 stage_image_context
-log "staged $(cd "$CONTEXT" && find . -type f -o -type l | sort | tr '\n' ' ')"
+staged_arches=()
+for arch in amd64 arm64; do [[ -d "$CONTEXT/$arch" ]] && staged_arches+=("$arch"); done
+log "staged $CONTEXT: rootfs/ (passwd, group, CA bundle), ${staged_arches[*]}, native -> $(readlink "$CONTEXT/native" || echo none)"
 
 step "sizes"
 for target in "${targets[@]}"; do
