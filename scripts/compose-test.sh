@@ -1,0 +1,161 @@
+#!/usr/bin/env bash
+# Offline proof of the Compose stack: builds everything, runs compose/stack.yml with the
+# compose/offline.yml override (Nisshi instead of apache/kafka, which no registry can supply
+# here), waits until the analytics service's /metrics shows every produced order with an
+# outcome, and tears the stack down.
+#
+#   scripts/compose-test.sh
+#
+# Environment: TOTAL_EVENTS (orders to produce, default 10000), COMPOSE_TEST_TIMEOUT_SEC
+# (deadline for the stack to get there, default 300), ANALYTICS_PORT and KAFKA_HOST_PORT (host
+# ports, default: free ones picked at random so a running dev stack does not collide).
+#
+# Steps: static x86_64 binaries (scripts/build-static.sh; a no-op when fresh), service images
+# for every staged architecture with their sizes checked against 15 MB (scripts/build-images.sh),
+# the Nisshi context (scripts/nisshi-image.sh --stage), `config` of both stacks and the offline
+# combination, then `up -d --build` under a unique project name, the wait, and `down -v` in a
+# trap (also on failure or Ctrl+C, after printing the containers' logs).
+# With no Docker engine (`docker info` fails) or no Compose tool it prints "SKIPPED: ..." and
+# exits 0, so CI can call it everywhere and still say plainly what it did not test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+TOTAL_EVENTS=${TOTAL_EVENTS:-10000}
+TIMEOUT_SEC=${COMPOSE_TEST_TIMEOUT_SEC:-300}
+
+log() { printf 'compose-test.sh: %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+step() { printf '\n==> %s\n' "$*"; }
+
+if ! docker info >/dev/null 2>&1; then
+  echo "SKIPPED: no Docker engine (docker info failed); the Compose stack was not tested"
+  exit 0
+fi
+if docker compose version >/dev/null 2>&1; then
+  compose=(docker compose)
+elif command -v docker-compose >/dev/null 2>&1; then
+  compose=(docker-compose)
+else
+  echo "SKIPPED: a Docker engine answers but neither 'docker compose' nor 'docker-compose' is installed"
+  exit 0
+fi
+command -v curl >/dev/null 2>&1 || die "curl is required to read /metrics"
+
+free_port() {
+  local port
+  for _ in $(seq 1 50); do
+    port=$(( (RANDOM % 20000) + 20000 ))
+    if ! (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null; then echo "$port"; return 0; fi
+  done
+  die "no free port found"
+}
+
+export TOTAL_EVENTS
+export ANALYTICS_PORT=${ANALYTICS_PORT:-$(free_port)}
+export KAFKA_HOST_PORT=${KAFKA_HOST_PORT:-$(free_port)}
+project="skcompose$$"
+files=(-f compose/stack.yml -f compose/offline.yml)
+
+step "static binaries (x86_64; aarch64 too if already built)"
+scripts/build-static.sh x86_64
+
+step "service images and their sizes"
+scripts/build-images.sh all
+
+step "offline broker image context (Nisshi)"
+scripts/broker.sh install
+scripts/nisshi-image.sh --stage
+
+step "compose config: $("${compose[@]}" version --short 2>/dev/null || "${compose[@]}" version | head -1)"
+for combination in "compose/stack.yml" "compose/stack.zookeeper.yml" "compose/stack.yml compose/offline.yml"; do
+  args=()
+  for file in $combination; do args+=(-f "$file"); done
+  "${compose[@]}" "${args[@]}" config -q || die "docker compose config rejects: $combination"
+  echo "  valid: $combination"
+done
+
+teardown() {
+  local status=$?
+  if [[ $status -ne 0 ]]; then
+    log "failed (exit $status); the stack's state and logs follow"
+    "${compose[@]}" "${files[@]}" -p "$project" ps || true
+    "${compose[@]}" "${files[@]}" -p "$project" logs --no-color --tail 40 || true
+  fi
+  step "down -v"
+  "${compose[@]}" "${files[@]}" -p "$project" down -v --remove-orphans || log "down -v failed"
+  exit "$status"
+}
+trap teardown EXIT
+trap 'exit 130' INT TERM
+
+step "up -d --build (project $project, analytics on localhost:$ANALYTICS_PORT, $TOTAL_EVENTS orders)"
+up_started=$SECONDS
+"${compose[@]}" "${files[@]}" -p "$project" up -d --build
+
+# Reads /metrics and prints "orders decided" (orders seen, orders with an outcome); empty
+# while the service is not serving metrics yet.
+read_progress() {
+  curl -s --max-time 2 "http://127.0.0.1:$ANALYTICS_PORT/metrics" 2>/dev/null \
+    | python3 -c 'import json, sys; m = json.load(sys.stdin); print(m["orders"]["total"], m["processed_order_count"])' 2>/dev/null \
+    || true
+}
+
+container_state() {
+  local id
+  id=$("${compose[@]}" "${files[@]}" -p "$project" ps -q "$1" 2>/dev/null || true)
+  [[ -n "$id" ]] || { echo "absent"; return; }
+  docker inspect --format '{{.State.Status}} {{.State.ExitCode}}' "$id"
+}
+
+step "waiting up to ${TIMEOUT_SEC}s for $TOTAL_EVENTS orders, each with an outcome"
+deadline=$(( SECONDS + TIMEOUT_SEC ))
+last_report=0
+while :; do
+  progress=$(read_progress)
+  read -r orders decided <<<"${progress:-0 0}"
+  if [[ "$orders" -eq "$TOTAL_EVENTS" && "$decided" -eq "$TOTAL_EVENTS" ]]; then
+    break
+  fi
+  for service in kafka-init inventory analytics producer; do
+    state=$(container_state "$service")
+    case "$state" in
+      "exited 0") [[ "$service" == kafka-init || "$service" == producer ]] \
+                    || die "$service exited (status 0) before the run finished" ;;
+      exited*) die "$service exited: $state" ;;
+    esac
+  done
+  (( SECONDS < deadline )) || die "deadline: after ${TIMEOUT_SEC}s /metrics shows orders=$orders decided=$decided of $TOTAL_EVENTS"
+  if (( SECONDS - last_report >= 5 )); then
+    log "orders=$orders decided=$decided (${SECONDS}s)"
+    last_report=$SECONDS
+  fi
+  sleep 1
+done
+
+step "the stack reached"
+# The producer exits 0 after its final summary; all its orders are already counted, so this is short.
+producer_id=$("${compose[@]}" "${files[@]}" -p "$project" ps -q producer)
+producer_exit=$(timeout 60 docker wait "$producer_id") || die "the producer did not exit within 60s of its last order"
+echo "  producer container exited with status $producer_exit"
+[[ "$producer_exit" == 0 ]] || die "the producer exited with status $producer_exit"
+summary=$(cat <<'PY'
+import json, sys
+m = json.load(sys.stdin)
+o, r, g = m["outcomes_total"], m["rates"], m["group"]
+print("  orders.total=%d processed_order_count=%d inventory_events.total=%d"
+      % (m["orders"]["total"], m["processed_order_count"], m["inventory_events"]["total"]))
+print("  outcomes_total: reserved=%d rejected=%d failed=%d restocked=%d"
+      % (o["reserved"], o["rejected"], o["failed"], o["restocked"]))
+print("  rates: success=%.3f rejection=%.3f failure=%.3f; lag_total=%d; duplicates ignored=%d, malformed=%d"
+      % (r["success"], r["rejection"], r["failure"], m["lag_total"],
+         m["duplicate_events_ignored"], m["malformed_records"]))
+print("  analytics group %s: state=%s generation=%d partitions=%d"
+      % (g["group_id"], g["state"], g["generation"], g["assigned_partitions"]))
+PY
+)
+curl -s --max-time 2 "http://127.0.0.1:$ANALYTICS_PORT/metrics" | python3 -c "$summary"
+analytics_health=$(docker inspect --format '{{.State.Health.Status}}' \
+  "$("${compose[@]}" "${files[@]}" -p "$project" ps -q analytics)")
+echo "  analytics healthcheck (its healthcheck subcommand): $analytics_health"
+[[ "$analytics_health" == healthy ]] || die "analytics is $analytics_health, expected healthy"
+echo "PASS: offline stack: $TOTAL_EVENTS orders, each with an outcome, $(( SECONDS - up_started ))s after 'up' (build included)"
