@@ -2,10 +2,12 @@
 //! changelog topic (key `item_id`) at the same partition number as the order that caused it,
 //! and a newly assigned partition's items are restored from it before its orders are processed.
 //!
-//! Each entry records the stock before and after and the order offset behind it. Entries from
-//! orders at or after the committed offset belong to the uncommitted tail, which will be
-//! processed again: restoring stops at the stock *before* the first of them, so replaying the
-//! tail repeats exactly the same decisions instead of applying them twice.
+//! Each entry records the stock before and after and the order offset behind it; a worker
+//! writes one entry per item per batch (before its first change, after its last, the first
+//! order's offset), which is enough because batches are committed whole. Entries from orders
+//! at or after the committed offset belong to the uncommitted tail, which will be processed
+//! again: restoring stops at the stock *before* the first of them, so replaying the tail
+//! repeats exactly the same decisions instead of applying them twice.
 
 use std::borrow::Cow;
 use std::collections::HashSet;

@@ -1,7 +1,7 @@
 //! One worker per assigned order partition: applies the rules to its orders in offset order,
-//! writes one outcome per order (plus a dead letter for failed and malformed orders, and a
-//! changelog entry for each stock change), and commits a batch only once every record it
-//! produced is acknowledged.
+//! writes one outcome per order (plus a dead letter for failed and malformed orders, and one
+//! changelog entry per item whose stock the batch changed), and commits a batch only once every
+//! record it produced is acknowledged.
 //!
 //! The worker alone owns its partition's stock, so no item is touched by two tasks. A record
 //! that cannot be delivered stops the worker with an error (the service exits and a restart
@@ -54,7 +54,7 @@ pub struct Outputs {
 #[derive(Default)]
 struct Pending {
     outcomes: Vec<OutgoingRecord>,
-    changes: Vec<OutgoingRecord>,
+    changes: BatchChanges,
     letters: Vec<OutgoingRecord>,
 }
 
@@ -62,6 +62,44 @@ pub struct Worker {
     partition: TopicPartition,
     stock: Stock,
     outputs: Outputs,
+}
+
+/// The batch's stock changes, one per item: the stock before its first change in the batch,
+/// after its last, and the offset of the first order that changed it.
+///
+/// One entry per item per batch is enough because a batch is committed whole: restoring as of
+/// a committed offset either keeps the whole batch (`stock_after`) or none of it
+/// (`stock_before`, since `source_offset` is at or past the commit). It halves what the
+/// service produces when items repeat within a batch, which at any real rate they do.
+#[derive(Default)]
+struct BatchChanges {
+    changes: Vec<StockChange>,
+    index_by_item: std::collections::HashMap<String, usize>,
+}
+
+impl BatchChanges {
+    fn record(&mut self, item_id: &str, stock_before: i64, stock_after: i64, offset: i64) {
+        match self.index_by_item.get(item_id) {
+            Some(&index) => self.changes[index].stock_after = stock_after,
+            None => {
+                self.index_by_item
+                    .insert(item_id.to_owned(), self.changes.len());
+                self.changes.push(StockChange {
+                    item_id: item_id.to_owned(),
+                    stock_before,
+                    stock_after,
+                    source_offset: Some(offset),
+                });
+            }
+        }
+    }
+
+    fn into_records(self, partition: i32) -> Result<Vec<OutgoingRecord>, serde_json::Error> {
+        self.changes
+            .iter()
+            .map(|change| change.record(partition))
+            .collect()
+    }
 }
 
 impl Worker {
@@ -105,7 +143,8 @@ impl Worker {
         }
         // One hand-over per output topic for the whole batch.
         let mut tickets = self.outputs.outcomes.send_all(out.outcomes).await?;
-        tickets.extend(self.outputs.changelog.send_all(out.changes).await?);
+        let changes = out.changes.into_records(self.partition.partition)?;
+        tickets.extend(self.outputs.changelog.send_all(changes).await?);
         tickets.extend(self.outputs.dead_letters.send_all(out.letters).await?);
         for ticket in tickets {
             ticket
@@ -172,13 +211,12 @@ impl Worker {
         match decision.outcome {
             InventoryOutcome::Reserved => {
                 stats.reserved.fetch_add(1, Ordering::Relaxed);
-                let change = StockChange {
-                    item_id: order.item_id.clone(),
-                    stock_before: decision.stock_before,
-                    stock_after: decision.stock_after,
-                    source_offset: Some(record.offset),
-                };
-                out.changes.push(change.record(record.partition)?);
+                out.changes.record(
+                    &order.item_id,
+                    decision.stock_before,
+                    decision.stock_after,
+                    record.offset,
+                );
             }
             InventoryOutcome::Rejected => {
                 stats.rejected.fetch_add(1, Ordering::Relaxed);
