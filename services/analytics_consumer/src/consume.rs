@@ -61,6 +61,11 @@ pub async fn run(
     )
     .with_session_timeout(settings.session_timeout);
     config.group_instance_id = settings.group_instance_id.clone();
+    // The totals live in memory and are rebuilt from the log on every start, so the group
+    // never commits: a restarted member (static, so no rebalance) reads from AUTO_OFFSET_RESET
+    // again and its totals still reconcile with everything produced. Committing would make a
+    // restart count only what arrived after the last commit.
+    config.enable_auto_commit = false;
     config.auto_offset_reset = if settings.auto_offset_reset_earliest {
         OffsetReset::Earliest
     } else {

@@ -47,7 +47,7 @@ pub fn variables() -> Vec<Variable> {
         Variable::new(
             "AUTO_OFFSET_RESET",
             "earliest",
-            "Start without a committed offset: earliest or latest.",
+            "Where reading starts on every start (totals are rebuilt from the log; the group never commits): earliest or latest.",
         ),
         Variable::new(
             "SESSION_TIMEOUT_MS",
