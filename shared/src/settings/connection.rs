@@ -42,7 +42,8 @@ pub fn common_variables() -> Vec<Variable> {
         ),
         Variable::new(
             "RUST_LOG",
-            "info",
+            // rskafka logs every connection it opens at info: one line per partition.
+            "info,rskafka=warn",
             "Log filter, e.g. info or shared=debug,info.",
         ),
     ]
