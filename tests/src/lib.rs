@@ -10,6 +10,7 @@ pub mod cli;
 pub mod group;
 pub mod names;
 pub mod peers;
+pub mod pipeline;
 
 pub use broker::{TestBroker, shared_broker};
 pub use names::unique_name;
