@@ -181,6 +181,35 @@ async fn a_member_that_stops_polling_leaves_and_rejoins_when_it_polls_again() {
     steady.stop(Stop::Close).await.expect("close");
 }
 
+/// An application waiting in `next()` for records that do not come is polling, not stuck:
+/// like Java's consumer calling `poll` again after each empty return, it stays in the group
+/// however long the topic is idle.
+#[tokio::test]
+async fn an_idle_member_waiting_for_records_outlives_max_poll_interval() {
+    let broker = shared_broker();
+    let topic = create_topic(broker, "idle", 2).await;
+    let group = unique_name("g");
+    let mut config = test_config(&group, &topic);
+    config.max_poll_interval = Duration::from_secs(1);
+    let mut member = DrivenConsumer::start(broker, config).await;
+    member
+        .wait_for(LIMIT, |s| {
+            s.phase == MemberPhase::Stable && s.assignment.len() == 2
+        })
+        .await;
+    let joined = member.snapshot.borrow().clone();
+
+    // Nothing to await here: the behaviour is that nothing happens. Four intervals of silence.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+
+    let now = member.snapshot.borrow().clone();
+    assert_eq!(now.phase, MemberPhase::Stable);
+    assert_eq!(now.generation, joined.generation, "no rebalance");
+    assert_eq!(now.member_id, joined.member_id, "it never left");
+    assert_eq!(now.rebalances, joined.rebalances);
+    member.stop(Stop::Close).await.expect("close");
+}
+
 #[tokio::test]
 async fn a_member_removed_from_the_group_rejoins_with_a_new_member_id() {
     let broker = shared_broker();

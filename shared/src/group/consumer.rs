@@ -21,7 +21,9 @@ use tokio_stream::wrappers::ReceiverStream;
 use super::GroupError;
 use super::config::GroupConfig;
 use super::fetch::{self, ConsumerRecord, FetchItem, FetchSettings, StartOffset, TopicPartition};
-use super::member::{Command, CommitOutcome, Member, MemberEvent, MemberLinks, MemberSnapshot};
+use super::member::{
+    Command, CommitOutcome, Member, MemberEvent, MemberLinks, MemberSnapshot, PollState,
+};
 use crate::connect;
 use crate::settings::ConnectionSettings;
 
@@ -62,8 +64,17 @@ pub struct GroupConsumer {
     pending_revoke: Option<(Vec<TopicPartition>, oneshot::Sender<()>)>,
     last_auto_commit: Instant,
     /// Tells the member the application is alive (`max.poll.interval.ms`).
-    last_poll: watch::Sender<Instant>,
+    last_poll: Arc<watch::Sender<PollState>>,
     member: Option<JoinHandle<()>>,
+}
+
+/// Marks the application as back from `next()` whichever way `next()` ends.
+struct ReturnedOnDrop(Arc<watch::Sender<PollState>>);
+
+impl Drop for ReturnedOnDrop {
+    fn drop(&mut self) {
+        self.0.send_replace(PollState::Returned(Instant::now()));
+    }
 }
 
 impl std::fmt::Debug for GroupConsumer {
@@ -91,7 +102,7 @@ impl GroupConsumer {
             generation: -1,
             ..MemberSnapshot::default()
         });
-        let (last_poll_tx, last_poll_rx) = watch::channel(Instant::now());
+        let (last_poll_tx, last_poll_rx) = watch::channel(PollState::Returned(Instant::now()));
         let links = MemberLinks {
             commands: command_rx,
             events: event_tx,
@@ -113,14 +124,25 @@ impl GroupConsumer {
             high_watermarks: BTreeMap::new(),
             pending_revoke: None,
             last_auto_commit: Instant::now(),
-            last_poll: last_poll_tx,
+            last_poll: Arc::new(last_poll_tx),
             member: Some(member),
         })
     }
 
     /// The next event; `None` once the member has closed.
+    ///
+    /// Waiting in here counts as polling for `max.poll.interval.ms`, however long it takes:
+    /// Java's `poll` returns empty after its time-out and is called again, which keeps an idle
+    /// consumer in the group; a caller waiting here for the next record is just as alive. The
+    /// clock starts when an event is handed to the application.
     pub async fn next(&mut self) -> Option<Result<ConsumerEvent, GroupError>> {
-        self.last_poll.send_replace(Instant::now());
+        self.last_poll.send_replace(PollState::Waiting);
+        // Also when the caller drops this future (a `select!` that took another branch).
+        let _returned = ReturnedOnDrop(Arc::clone(&self.last_poll));
+        self.next_event().await
+    }
+
+    async fn next_event(&mut self) -> Option<Result<ConsumerEvent, GroupError>> {
         self.finish_revoke();
         if self.config.enable_auto_commit
             && self.last_auto_commit.elapsed() >= self.config.auto_commit_interval

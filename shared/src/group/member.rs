@@ -129,8 +129,24 @@ pub struct Member {
     commands: mpsc::Receiver<Command>,
     events: mpsc::Sender<MemberEvent>,
     snapshot: watch::Sender<MemberSnapshot>,
-    /// When the application last asked for an event (`max.poll.interval.ms`).
-    last_poll: watch::Receiver<Instant>,
+    /// Whether the application is polling, or since when it has not (`max.poll.interval.ms`).
+    last_poll: watch::Receiver<PollState>,
+}
+
+/// Where the application is in its poll loop, as the member sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PollState {
+    /// Inside `GroupConsumer::next`, waiting for an event: alive however long it waits.
+    Waiting,
+    /// Last handed an event at this instant and has not asked for the next one since.
+    Returned(Instant),
+}
+
+impl PollState {
+    /// Past `max.poll.interval.ms` without asking for the next event.
+    pub fn overdue(&self, max_poll_interval: Duration) -> bool {
+        matches!(self, PollState::Returned(at) if at.elapsed() > max_poll_interval)
+    }
 }
 
 /// The member's channels to and from the consumer handle.
@@ -138,7 +154,7 @@ pub struct MemberLinks {
     pub commands: mpsc::Receiver<Command>,
     pub events: mpsc::Sender<MemberEvent>,
     pub snapshot: watch::Sender<MemberSnapshot>,
-    pub last_poll: watch::Receiver<Instant>,
+    pub last_poll: watch::Receiver<PollState>,
 }
 
 impl Member {
@@ -373,7 +389,7 @@ impl Member {
         loop {
             tokio::select! {
                 _ = ticker.tick() => {
-                    if self.last_poll.borrow().elapsed() > self.config.max_poll_interval {
+                    if self.last_poll.borrow().overdue(self.config.max_poll_interval) {
                         tracing::warn!(group = %self.config.group_id, "{POLL_EXPIRED}; leaving until it polls again");
                         return Ok(StableExit::Rejoin { lost: true, reset_member_id: true, reason: POLL_EXPIRED });
                     }
