@@ -2,8 +2,10 @@
 //!
 //! One owner (the consume loop) updates [`Metrics`]; readers only ever see an immutable
 //! [`MetricsSnapshot`] taken every `REPORT_INTERVAL_SEC`, so serving HTTP never touches the
-//! counters. Inventory events are counted once per `event_id`: a reprocessed order's repeated
-//! outcome must not make totals disagree with what was produced.
+//! counters. Orders are counted once per `order_id` and inventory events once per `event_id`:
+//! a producer's retried batch, a reprocessed order's repeated outcome, or this consumer reading
+//! a partition again after a rebalance (it never commits) must not make totals disagree with
+//! what was produced.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -130,6 +132,7 @@ pub struct Metrics {
     duplicates: u64,
     malformed: u64,
     seen_events: HashSet<Uuid>,
+    seen_orders: HashSet<Uuid>,
     item_orders: HashMap<String, u64>,
     latency_histogram: LatencyCounts,
     latency_sum: f64,
@@ -147,6 +150,7 @@ impl Metrics {
             duplicates: 0,
             malformed: 0,
             seen_events: HashSet::new(),
+            seen_orders: HashSet::new(),
             item_orders: HashMap::new(),
             latency_histogram: LatencyCounts::default(),
             latency_sum: 0.0,
@@ -163,6 +167,10 @@ impl Metrics {
     pub fn on_order(&mut self, second: u64, value: &[u8]) {
         match decode_order(value) {
             Ok(order) => {
+                if !self.seen_orders.insert(order.order_id) {
+                    self.duplicates += 1;
+                    return;
+                }
                 self.orders_total += 1;
                 self.window.record_order(second);
                 *self.item_orders.entry(order.item_id).or_default() += 1;
