@@ -112,6 +112,11 @@ rps=$(awk '/Requests\/sec/ {print $2}' "/tmp/$NAME-wrk.txt")
 p99=$(awk '$1 == "99%" {print $2}' "/tmp/$NAME-wrk.txt")
 rate() { "$PYTHON" -c "print(round(2 * $COUNT / $1))"; }
 
+# For scripts/bench.sh: figures as `key value` lines appended to $BENCH_RESULTS when it is set.
+result() { [[ -n "${BENCH_RESULTS:-}" ]] && echo "$1 $2" >> "$BENCH_RESULTS"; return 0; }
+result analytics_ours "$(rate "$ours_s")"; result analytics_peer "$(rate "$peer_s")"
+result analytics_ours_rss_mib "$(( ours_rss / 1024 ))"; result analytics_peer_rss_mib "$(( peer_rss / 1024 ))"
+
 echo
 echo "Analytics: $COUNT orders + $COUNT outcomes, 6 partitions each, $(nproc) cores, $(date -u +%F)"
 echo

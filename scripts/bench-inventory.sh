@@ -93,6 +93,11 @@ PY
 read -r peer_s peer_rss <<<"$peer"
 rate() { "$PYTHON" -c "print(round($COUNT / $1))"; }
 
+# For scripts/bench.sh: figures as `key value` lines appended to $BENCH_RESULTS when it is set.
+result() { [[ -n "${BENCH_RESULTS:-}" ]] && echo "$1 $2" >> "$BENCH_RESULTS"; return 0; }
+result inventory_ours "$(rate "$ours_s")"; result inventory_peer "$(rate "$peer_s")"
+result inventory_ours_rss_mib "$(( ours_rss / 1024 ))"; result inventory_peer_rss_mib "$(( peer_rss / 1024 ))"
+
 echo
 echo "Inventory: $COUNT orders, 6 partitions, FAIL_RATE=0, THROTTLE_MS=0, $(nproc) cores, $(date -u +%F)"
 echo

@@ -82,6 +82,11 @@ pre=$(peer "pre-$$" preserialized)
 built=$(peer "built-$$" build)
 ours_rate=$(field "$burst" acknowledged_per_sec); pre_rate=$(field "$pre" acknowledged_per_sec)
 
+# For scripts/bench.sh: figures as `key value` lines appended to $BENCH_RESULTS when it is set.
+result() { [[ -n "${BENCH_RESULTS:-}" ]] && echo "$1 $2" >> "$BENCH_RESULTS"; return 0; }
+result producer_ours "$ours_rate"; result producer_peer "$pre_rate"
+result producer_ours_rss_mib "$(mib "$(field "$burst" peak_rss_kib)")"; result producer_peer_rss_mib "$(mib "$(field "$pre" peak_rss_kib)")"
+
 echo
 echo "Producer: $COUNT orders, 6 partitions, memory storage, $(nproc) cores, $(date -u +%F)"
 echo
