@@ -140,6 +140,9 @@ ensure_rust_targets
 ensure_zig
 ensure_zigbuild
 export PATH="$TOOLS_DIR/bin:$PATH"
+# The cross builds keep their own target folder in the cache: a fresh clone (CI) then rebuilds
+# only the workspace's crates, not every dependency for two targets (~7 minutes each).
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$CACHE_DIR/static-target}"
 log "$(cargo-zigbuild --version), zig $(zig version), $(rustc --version)"
 
 package_args=()
