@@ -96,6 +96,8 @@ if [[ "$update_docs" == 1 ]]; then
     echo
     echo "## Details"
     cat "$details"
+    # What the numbers mean and how they came to be: kept by hand beside the script.
+    if [[ -f docs/benchmark-notes.md ]]; then echo; cat docs/benchmark-notes.md; fi
   } > docs/benchmarks.md
   echo "wrote docs/benchmarks.md" >&2
 fi
