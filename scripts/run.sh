@@ -16,6 +16,7 @@
 #   --data DIR         broker storage and logs (default ./data); kept between runs
 #   --fresh            delete the data folder first (topics, offsets and stock start over)
 #   --debug            use debug binaries (faster to build, slower to run)
+#   --no-build         use the binaries already built (tests run it this way)
 #   --no-follow        do not follow the logs; wait quietly until stopped (for tests)
 #   VAR=VALUE          any other service setting, e.g. SKEW=1.2 MAX_RETRIES=5
 #
@@ -32,7 +33,7 @@ is_count() { [[ "$1" =~ ^[0-9]+$ ]]; }
 need_count() { is_count "$2" || die "$1 must be a whole number, got '$2'"; }
 
 rate=1000 total=0 mode=steady fail_rate=0 throttle_ms=0 partitions=6
-broker_port=9092 http_port=8080 data_dir=data fresh=0 profile=release follow=1
+broker_port=9092 http_port=8080 data_dir=data fresh=0 profile=release follow=1 build=1
 extra_settings=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -47,6 +48,7 @@ while [[ $# -gt 0 ]]; do
     --data) data_dir="${2:?--data needs a directory}"; shift 2 ;;
     --fresh) fresh=1; shift ;;
     --debug) profile=debug; shift ;;
+    --no-build) build=0; shift ;;
     --no-follow) follow=0; shift ;;
     -h|--help) usage ;;
     [A-Z]*=*) extra_settings+=("$1"); shift ;;
@@ -71,9 +73,14 @@ scripts/broker.sh install
 
 cargo_flags=(--locked -p producer_order -p inventory_consumer -p analytics_consumer)
 [[ "$profile" == release ]] && cargo_flags+=(--release)
-log "building the services ($profile)"
-cargo build "${cargo_flags[@]}"
 bin_dir="${CARGO_TARGET_DIR:-target}/$profile"
+if [[ "$build" == 1 ]]; then
+  log "building the services ($profile)"
+  cargo build "${cargo_flags[@]}"
+fi
+for binary in producer-order inventory-consumer analytics-consumer; do
+  [[ -x "$bin_dir/$binary" ]] || die "$bin_dir/$binary is missing (run without --no-build)"
+done
 
 # Everything started below is stopped on exit, whatever the reason (Ctrl+C, an error, a
 # service that failed to start). The broker is ours only if this run started it.

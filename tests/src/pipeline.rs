@@ -77,6 +77,23 @@ pub fn service_binary(service: Service) -> PathBuf {
     binary
 }
 
+/// `GET /metrics` from an analytics consumer on a local port, parsed; `None` while it does
+/// not answer 200.
+pub fn analytics_metrics(port: u16) -> Option<serde_json::Value> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    stream
+        .write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\nAccept: application/json\r\n\r\n")
+        .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let (head, body) = response.split_once("\r\n\r\n")?;
+    if !head.starts_with("HTTP/1.1 200") && !head.starts_with("HTTP/1.0 200") {
+        return None;
+    }
+    serde_json::from_str(body).ok()
+}
+
 /// Topic and group names unique to one pipeline.
 #[derive(Debug, Clone)]
 pub struct PipelineNames {
@@ -346,20 +363,7 @@ impl Pipeline {
 
     /// analytics' `GET /metrics`, parsed; `None` while it does not answer.
     pub fn metrics(&self) -> Option<serde_json::Value> {
-        let mut stream = TcpStream::connect(("127.0.0.1", self.http_port)).ok()?;
-        stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-        stream
-            .write_all(
-                b"GET /metrics HTTP/1.0\r\nHost: localhost\r\nAccept: application/json\r\n\r\n",
-            )
-            .ok()?;
-        let mut response = String::new();
-        stream.read_to_string(&mut response).ok()?;
-        let (head, body) = response.split_once("\r\n\r\n")?;
-        if !head.starts_with("HTTP/1.1 200") && !head.starts_with("HTTP/1.0 200") {
-            return None;
-        }
-        serde_json::from_str(body).ok()
+        analytics_metrics(self.http_port)
     }
 
     /// Polls `/metrics` until `done` holds; on time-out fails with the last answer and the logs.

@@ -1,0 +1,114 @@
+//! `scripts/run.sh`, the README's first command: it brings up the broker and the three
+//! services, orders reach the dashboard's metrics, and Ctrl+C (SIGINT) stops everything it
+//! started, leaving no process and no listening port behind.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use integration_tests::broker::free_port;
+use integration_tests::pipeline::{Service, analytics_metrics, service_binary};
+use integration_tests::workspace_root;
+
+const ORDERS: u64 = 2_000;
+const LIMIT: Duration = Duration::from_secs(120);
+
+fn alive(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// The pids run.sh reports on stderr: `started <service> (pid N, ...)` and the broker's
+/// `running (pid N, ...)`.
+fn started_pids(stderr: &str) -> Vec<u32> {
+    stderr
+        .lines()
+        .filter(|line| line.contains("started ") || line.contains(" running (pid "))
+        .filter_map(|line| {
+            let rest = line.split("(pid ").nth(1)?;
+            rest.split([',', ')']).next()?.trim().parse().ok()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn run_sh_starts_the_pipeline_and_ctrl_c_leaves_nothing_running() {
+    let data = tempfile::tempdir().expect("a data folder");
+    let log_path = data.path().join("run.stderr");
+    let broker_port = free_port();
+    let http_port = free_port();
+    // The binaries `cargo test --workspace` built: run.sh must not start a cargo build of its
+    // own inside this test.
+    let target_dir = service_binary(Service::Producer)
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/<binary>")
+        .to_path_buf();
+    let mut run = Command::new(workspace_root().join("scripts/run.sh"))
+        .args(["--debug", "--no-build", "--no-follow", "--fresh"])
+        .args(["--mode", "burst", "--total", &ORDERS.to_string()])
+        .args(["--broker-port", &broker_port.to_string()])
+        .args(["--http-port", &http_port.to_string()])
+        .arg("--data")
+        .arg(data.path().join("pipeline"))
+        .env("CARGO_TARGET_DIR", &target_dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log_path).expect("log file"))
+        .spawn()
+        .expect("run.sh starts");
+
+    let started = Instant::now();
+    let metrics = loop {
+        if let Some(metrics) = analytics_metrics(http_port)
+            && metrics["orders"]["total"] == ORDERS
+            && metrics["processed_order_count"] == ORDERS
+        {
+            break metrics;
+        }
+        if let Ok(Some(status)) = run.try_wait() {
+            panic!(
+                "run.sh exited early ({status}):\n{}",
+                std::fs::read_to_string(&log_path).unwrap_or_default()
+            );
+        }
+        assert!(
+            started.elapsed() < LIMIT,
+            "orders never reached the dashboard:\n{}",
+            std::fs::read_to_string(&log_path).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert_eq!(metrics["outcomes_total"]["reserved"], ORDERS);
+
+    let stderr = std::fs::read_to_string(&log_path).expect("run.sh's log");
+    let pids = started_pids(&stderr);
+    assert_eq!(
+        pids.len(),
+        4,
+        "a broker and three services started:\n{stderr}"
+    );
+
+    // Ctrl+C: a terminal sends SIGINT.
+    Command::new("kill")
+        .args(["-INT", &run.id().to_string()])
+        .status()
+        .expect("kill runs");
+    let stopped = Instant::now();
+    let status = loop {
+        if let Some(status) = run.try_wait().expect("try_wait") {
+            break status;
+        }
+        assert!(stopped.elapsed() < LIMIT, "run.sh did not stop on SIGINT");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(status.code(), Some(130), "the conventional exit for SIGINT");
+    for pid in pids {
+        assert!(!alive(pid), "pid {pid} is still running after Ctrl+C");
+    }
+    assert!(
+        analytics_metrics(http_port).is_none(),
+        "nothing answers on the dashboard's port"
+    );
+    let stderr = std::fs::read_to_string(&log_path).expect("run.sh's log");
+    assert!(stderr.contains("stopped"), "{stderr}");
+}
