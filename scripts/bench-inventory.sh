@@ -48,48 +48,7 @@ ours_s=$("$PYTHON" -c "import time; print(round(time.time() - $started, 3))")
 ours_rss=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")
 kill "$pid"; wait "$pid" 2>/dev/null || true
 
-peer=$("$PYTHON" - "$BOOTSTRAP" "$COUNT" <<'PY'
-import json, resource, sys, time, uuid
-from datetime import datetime, timezone
-from confluent_kafka import Consumer, Producer
-NAMESPACE = uuid.UUID("6f1c2a0e-5d8b-4c71-9a43-7e2b1f0dc3a9")
-bootstrap, count = sys.argv[1], int(sys.argv[2])
-started = time.monotonic()
-consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "peer", "auto.offset.reset": "earliest",
-                     "enable.auto.commit": False})
-producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "partitioner": "murmur2_random"})
-consumer.subscribe(["orders"])
-stock, done = {}, 0
-while done < count:
-    batch = consumer.consume(1000, 1.0)
-    if not batch:
-        continue
-    for message in batch:
-        if message.error():
-            continue
-        order = json.loads(message.value())
-        left = stock.get(order["item_id"], 1000000000)
-        outcome = "reserved" if left >= order["quantity"] else "rejected"
-        if outcome == "reserved":
-            left -= order["quantity"]
-            stock[order["item_id"]] = left
-        # The same event our service writes: deterministic event id, every field.
-        event = {"schema_version": 1, "event_id": str(uuid.uuid5(NAMESPACE, order["order_id"] + ":" + outcome)),
-                 "order_id": order["order_id"], "item_id": order["item_id"], "quantity": order["quantity"],
-                 "outcome": outcome, "reason": None if outcome == "reserved" else "insufficient_stock",
-                 "stock_after": left, "attempts": 1, "order_created_at": order["created_at"],
-                 "processed_at": datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-                 "source_partition": message.partition(), "source_offset": message.offset()}
-        producer.produce("peer-outcomes", key=order["item_id"], value=json.dumps(event).encode(),
-                         headers={"event-type": b"inventory.outcome", "schema-version": b"1"})
-        done += 1
-    producer.flush(30)
-    consumer.commit(asynchronous=False)
-seconds = time.monotonic() - started
-consumer.close()
-print(round(seconds, 3), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
-PY
-)
+peer=$("$PYTHON" scripts/inventory-peer.py "$BOOTSTRAP" orders peer-outcomes peer "$COUNT")
 read -r peer_s peer_rss <<<"$peer"
 rate() { "$PYTHON" -c "print(round($COUNT / $1))"; }
 

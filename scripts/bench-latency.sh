@@ -97,44 +97,9 @@ for future in admin.create_topics([NewTopic(sys.argv[2] + "-orders", 6, 1), NewT
     future.result()
 PY
   local rss_file; rss_file=$(mktemp)
-  "$PYTHON" - "$BOOTSTRAP" "$run" "$total" "$rss_file" <<'PY' &
-import json, resource, sys, uuid
-from datetime import datetime, timezone
-from confluent_kafka import Consumer, Producer
-NAMESPACE = uuid.UUID("6f1c2a0e-5d8b-4c71-9a43-7e2b1f0dc3a9")
-bootstrap, run, count, rss_file = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
-consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": run, "auto.offset.reset": "earliest",
-                     "enable.auto.commit": False})
-producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "partitioner": "murmur2_random"})
-consumer.subscribe([run + "-orders"])
-stock, done = {}, 0
-while done < count:
-    # A short wait: at a steady rate a long one would only add latency.
-    batch = consumer.consume(1000, 0.01)
-    if not batch:
-        continue
-    for message in batch:
-        if message.error():
-            continue
-        order = json.loads(message.value())
-        left = stock.get(order["item_id"], 1000000000)
-        outcome = "reserved" if left >= order["quantity"] else "rejected"
-        if outcome == "reserved":
-            left -= order["quantity"]
-            stock[order["item_id"]] = left
-        event = {"schema_version": 1, "event_id": str(uuid.uuid5(NAMESPACE, order["order_id"] + ":" + outcome)),
-                 "order_id": order["order_id"], "item_id": order["item_id"], "quantity": order["quantity"],
-                 "outcome": outcome, "reason": None if outcome == "reserved" else "insufficient_stock",
-                 "stock_after": left, "attempts": 1, "order_created_at": order["created_at"],
-                 "processed_at": datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-                 "source_partition": message.partition(), "source_offset": message.offset()}
-        producer.produce(run + "-outcomes", key=order["item_id"], value=json.dumps(event).encode())
-        done += 1
-    producer.flush(30)
-    consumer.commit(asynchronous=False)
-consumer.close()
-open(rss_file, "w").write(str(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024))
-PY
+  # The same peer as bench-inventory.sh, with a short poll wait: latency, not throughput.
+  "$PYTHON" scripts/inventory-peer.py "$BOOTSTRAP" "$run-orders" "$run-outcomes" "$run" "$total" 0.01 \
+    | awk '{ print int($2 / 1024) }' > "$rss_file" &
   local consumer=$!; pids+=("$consumer")
   local producer_rss
   producer_rss=$("$PYTHON" - "$BOOTSTRAP" "$run" "$rate" "$total" <<'PY'

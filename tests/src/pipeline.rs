@@ -94,6 +94,14 @@ pub fn analytics_metrics(port: u16) -> Option<serde_json::Value> {
     serde_json::from_str(body).ok()
 }
 
+/// A count in the `/metrics` JSON (0 when absent).
+pub fn count(metrics: &serde_json::Value, pointer: &str) -> u64 {
+    metrics
+        .pointer(pointer)
+        .and_then(serde_json::Value::as_u64)
+        .unwrap_or(0)
+}
+
 /// Topic and group names unique to one pipeline.
 #[derive(Debug, Clone)]
 pub struct PipelineNames {
@@ -399,6 +407,57 @@ impl Pipeline {
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
+    }
+
+    /// The end state every end-to-end and chaos test must reach, asserted exactly: the
+    /// producer had every order acknowledged; the inventory group committed everything;
+    /// analytics saw each order once and one distinct outcome per order; reserved + rejected +
+    /// failed = orders; distinct dead letters = failed (+ `malformed` poison records). Returns
+    /// the final metrics.
+    pub async fn reconcile(
+        &mut self,
+        limit: Duration,
+        orders: u64,
+        malformed: u64,
+    ) -> serde_json::Value {
+        if self.is_running(Service::Producer) {
+            let status = self.wait_exit(Service::Producer, limit);
+            assert!(
+                status.success(),
+                "the producer had every order acknowledged"
+            );
+        }
+        self.inventory_caught_up(limit).await;
+        let metrics = self
+            .metrics_until("analytics to see everything", limit, |m| {
+                count(m, "/orders/total") >= orders
+                    && count(m, "/processed_order_count") >= orders
+                    && m["lag_total"] == 0
+            })
+            .await;
+        assert_eq!(count(&metrics, "/orders/total"), orders, "orders seen once");
+        assert_eq!(
+            count(&metrics, "/processed_order_count"),
+            orders,
+            "exactly one distinct outcome per order"
+        );
+        let failed = count(&metrics, "/outcomes_total/failed");
+        assert_eq!(
+            count(&metrics, "/outcomes_total/reserved")
+                + count(&metrics, "/outcomes_total/rejected")
+                + failed,
+            orders
+        );
+        assert_eq!(count(&metrics, "/malformed_records"), malformed);
+        let dead_letters = self.dead_letters().await;
+        assert_eq!(
+            dead_letters.distinct("failed") as u64,
+            failed,
+            "{dead_letters:?}"
+        );
+        assert_eq!(dead_letters.distinct("malformed") as u64, malformed);
+        assert_eq!(self.inventory_lag().await, 0);
+        metrics
     }
 
     fn connection(&self) -> ConnectionSettings {

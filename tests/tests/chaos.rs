@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use integration_tests::broker::Storage;
-use integration_tests::pipeline::{Pipeline, Service, exclusive};
+use integration_tests::pipeline::{Pipeline, Service, count, exclusive};
 use integration_tests::{TestBroker, shared_broker};
 use rskafka::client::partition::{Compression, UnknownTopicHandling};
 use rskafka::record::Record;
@@ -15,13 +15,6 @@ use shared::events::{OrderEvent, encode_event};
 use uuid::Uuid;
 
 const LIMIT: Duration = Duration::from_secs(300);
-
-fn count(metrics: &serde_json::Value, pointer: &str) -> u64 {
-    metrics
-        .pointer(pointer)
-        .and_then(serde_json::Value::as_u64)
-        .unwrap_or(0)
-}
 
 /// A pipeline whose producer sends `orders` at `rate` per second, so the chaos lands mid-run.
 async fn steady_pipeline(bootstrap: &str, prefix: &str, orders: u64, rate: u64) -> Pipeline {
@@ -43,48 +36,6 @@ async fn until_decided(pipeline: &mut Pipeline, decided: u64) -> serde_json::Val
         .await
 }
 
-/// The end state every chaos test must reach: returns the final metrics.
-async fn reconcile(pipeline: &mut Pipeline, orders: u64, malformed: u64) -> serde_json::Value {
-    if pipeline.is_running(Service::Producer) {
-        let status = pipeline.wait_exit(Service::Producer, LIMIT);
-        assert!(
-            status.success(),
-            "the producer had every order acknowledged"
-        );
-    }
-    pipeline.inventory_caught_up(LIMIT).await;
-    let metrics = pipeline
-        .metrics_until("analytics to see everything", LIMIT, |m| {
-            count(m, "/orders/total") >= orders
-                && count(m, "/processed_order_count") >= orders
-                && m["lag_total"] == 0
-        })
-        .await;
-    assert_eq!(count(&metrics, "/orders/total"), orders, "orders seen once");
-    assert_eq!(
-        count(&metrics, "/processed_order_count"),
-        orders,
-        "exactly one distinct outcome per order"
-    );
-    let failed = count(&metrics, "/outcomes_total/failed");
-    assert_eq!(
-        count(&metrics, "/outcomes_total/reserved")
-            + count(&metrics, "/outcomes_total/rejected")
-            + failed,
-        orders
-    );
-    assert_eq!(count(&metrics, "/malformed_records"), malformed);
-    let dead_letters = pipeline.dead_letters().await;
-    assert_eq!(
-        dead_letters.distinct("failed") as u64,
-        failed,
-        "{dead_letters:?}"
-    );
-    assert_eq!(dead_letters.distinct("malformed") as u64, malformed);
-    assert_eq!(pipeline.inventory_lag().await, 0);
-    metrics
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_inventory_consumer_killed_twice_mid_run_loses_nothing_and_repeats_its_event_ids() {
     let _slot = exclusive().await;
@@ -100,7 +51,7 @@ async fn the_inventory_consumer_killed_twice_mid_run_loses_nothing_and_repeats_i
         pipeline.start(Service::Inventory);
     }
 
-    let metrics = reconcile(&mut pipeline, ORDERS, 0).await;
+    let metrics = pipeline.reconcile(LIMIT, ORDERS, 0).await;
     eprintln!(
         "replayed outcomes ignored as duplicates: {}",
         count(&metrics, "/duplicate_events_ignored")
@@ -136,7 +87,7 @@ async fn a_frozen_inventory_consumer_is_expired_then_rejoins_cleanly_when_thawed
     }
     pipeline.signal(Service::Inventory, "CONT");
 
-    reconcile(&mut pipeline, ORDERS, 0).await;
+    pipeline.reconcile(LIMIT, ORDERS, 0).await;
     let (state, members) = pipeline.inventory_group_state().await;
     assert_eq!(
         (state.as_str(), members),
@@ -166,7 +117,7 @@ async fn restarting_the_static_analytics_member_causes_no_rebalance() {
     assert!(pipeline.stop(Service::Analytics, LIMIT).success());
     pipeline.start(Service::Analytics);
 
-    let metrics = reconcile(&mut pipeline, ORDERS, 0).await;
+    let metrics = pipeline.reconcile(LIMIT, ORDERS, 0).await;
     assert_eq!(
         metrics["group"]["generation"], before["group"]["generation"],
         "a static member back within its session timeout keeps the generation"
@@ -193,7 +144,7 @@ async fn every_service_recovers_from_a_broker_restart_on_durable_storage() {
     until_decided(&mut pipeline, 5_000).await;
     broker.restart();
 
-    reconcile(&mut pipeline, ORDERS, 0).await;
+    pipeline.reconcile(LIMIT, ORDERS, 0).await;
 }
 
 /// 1000 poison records of four kinds, 250 each, interleaved with good orders.
@@ -291,7 +242,7 @@ async fn a_thousand_malformed_records_all_reach_the_dead_letters_and_disturb_not
         }
     }
 
-    reconcile(&mut pipeline, ORDERS, POISON as u64).await;
+    pipeline.reconcile(LIMIT, ORDERS, POISON as u64).await;
     assert!(pipeline.is_running(Service::Inventory));
     assert!(pipeline.is_running(Service::Analytics));
 }
