@@ -39,7 +39,10 @@ if [[ -x scripts/build-static.sh ]] && scripts/build-static.sh x86_64 >&2; then
   if docker info >/dev/null 2>&1; then
     while read -r repository tag bytes; do
       sizes+="| image $repository:$tag (MiB) | $(awk -v b="$bytes" 'BEGIN { printf "%.1f", b / 1048576 }') | | |"$'\n'
+    # The per-architecture tags of the three services (the untagged-arch alias and the offline
+    # broker image are not ours to size).
     done < <(docker images --format '{{.Repository}} {{.Tag}}' --filter 'reference=streaming-kafka/*' \
+               | awk '$1 != "streaming-kafka/nisshi" && $2 ~ /-(amd64|arm64)$/' | sort \
                | while read -r r t; do echo "$r $t $(docker image inspect --format '{{.Size}}' "$r:$t")"; done)
   fi
 fi

@@ -6,14 +6,15 @@
 //! loop's `select!` never cancels the consumer half-way through an assignment. Time for the
 //! window is wall-clock seconds, read once per batch.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use shared::admin::TopicAdmin;
 use shared::group::{
-    ConsumerEvent, GroupConfig, GroupConsumer, OffsetReset, RecordBatch, TopicPartition,
+    ConsumerEvent, ConsumerRecord, GroupConfig, GroupConsumer, OffsetReset, RecordBatch,
+    TopicPartition,
 };
 use shared::shutdown::Shutdown;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -82,6 +83,7 @@ pub async fn run(
     let started = Instant::now();
     let mut metrics = Metrics::new(settings.window.as_secs(), &settings.group_id);
     metrics.group.instance_id = settings.group_instance_id.clone();
+    let mut counted = CountedOffsets::default();
     let mut ticker = tokio::time::interval(settings.report_interval);
     let outcome = loop {
         tokio::select! {
@@ -113,7 +115,7 @@ pub async fn run(
                 Some(Feed::Batch(batch, lag)) => {
                     let second = unix_second();
                     let is_orders = batch.partition.topic == settings.order_topic;
-                    for record in &batch.records {
+                    for record in counted.unseen(&batch.partition, &batch.records) {
                         let value = record.value.as_deref().unwrap_or_default();
                         if is_orders {
                             metrics.on_order(second, value);
@@ -167,4 +169,62 @@ async fn drive(
         }
     }
     consumer.close().await
+}
+
+/// How far each partition has been counted. The group never commits, so a partition handed
+/// back after a rebalance is read again from `AUTO_OFFSET_RESET`; the records below this mark
+/// were counted the first time and must not be again. One lookup per batch, not per record.
+#[derive(Debug, Default)]
+struct CountedOffsets {
+    next_uncounted: HashMap<TopicPartition, i64>,
+}
+
+impl CountedOffsets {
+    /// The records of this batch not counted before, and marks them counted.
+    fn unseen<'a>(
+        &mut self,
+        partition: &TopicPartition,
+        records: &'a [ConsumerRecord],
+    ) -> &'a [ConsumerRecord] {
+        let mark = self.next_uncounted.entry(partition.clone()).or_insert(0);
+        let first_new = records.partition_point(|record| record.offset < *mark);
+        if let Some(last) = records.last() {
+            *mark = (*mark).max(last.offset + 1);
+        }
+        &records[first_new..]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn records(offsets: std::ops::Range<i64>) -> Vec<ConsumerRecord> {
+        offsets
+            .map(|offset| ConsumerRecord {
+                topic: "orders".into(),
+                partition: 0,
+                offset,
+                key: None,
+                value: None,
+                headers: Default::default(),
+                timestamp: chrono::Utc::now(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_partition_read_again_after_a_rebalance_is_counted_once() {
+        let mut counted = CountedOffsets::default();
+        let partition = TopicPartition::new("orders", 0);
+        assert_eq!(counted.unseen(&partition, &records(0..10)).len(), 10);
+        // Read again from the start: only what lies past the first reading is new.
+        let again = records(0..15);
+        let new = counted.unseen(&partition, &again);
+        assert_eq!(new.first().map(|r| r.offset), Some(10));
+        assert_eq!(new.len(), 5);
+        assert!(counted.unseen(&partition, &records(3..15)).is_empty());
+        let other = TopicPartition::new("orders", 1);
+        assert_eq!(counted.unseen(&other, &records(0..3)).len(), 3);
+    }
 }
