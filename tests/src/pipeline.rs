@@ -600,8 +600,10 @@ impl Drop for Pipeline {
             eprintln!("{}", self.log_tails(30));
         }
         for running in self.running.values_mut() {
+            // A frozen child must be thawed to die; one that already exited needs nothing.
             let _ = Command::new("kill")
                 .args(["-CONT", &running.child.id().to_string()])
+                .stderr(Stdio::null())
                 .status();
             let _ = running.child.kill();
             let _ = running.child.wait();
