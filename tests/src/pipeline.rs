@@ -351,16 +351,6 @@ impl Pipeline {
         out
     }
 
-    /// The whole log of the latest start of a service.
-    pub fn log(&self, service: Service) -> String {
-        let start = self.starts.get(&service).copied().unwrap_or(0);
-        let path = self
-            .logs
-            .path()
-            .join(format!("{}-{}.log", service.label(), start));
-        std::fs::read_to_string(path).unwrap_or_default()
-    }
-
     /// Whether the process is still alive (not exited, not reaped).
     pub fn is_running(&mut self, service: Service) -> bool {
         match self.running.get_mut(&service) {
@@ -471,7 +461,7 @@ impl Pipeline {
     }
 
     /// The end offset of every partition of a topic.
-    pub async fn end_offsets(&self, topic: &str) -> Vec<i64> {
+    async fn end_offsets(&self, topic: &str) -> Vec<i64> {
         let client = self.data_client().await;
         let mut ends = Vec::new();
         for partition in 0..self.partitions {
