@@ -60,7 +60,8 @@ pub async fn run(
             settings.inventory_topic.clone(),
         ],
     )
-    .with_session_timeout(settings.session_timeout);
+    .with_session_timeout(settings.session_timeout)
+    .with_fetch(&settings.fetch);
     config.group_instance_id = settings.group_instance_id.clone();
     // The totals live in memory and are rebuilt from the log on every start, so the group
     // never commits: a restarted member (static, so no rebalance) reads from AUTO_OFFSET_RESET

@@ -8,8 +8,8 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use shared::settings::{
-    ConnectionSettings, SettingsError, SettingsSource, TopicWaitSettings, Variable,
-    common_variables,
+    ConnectionSettings, ConsumerFetchSettings, SettingsError, SettingsSource, TopicWaitSettings,
+    Variable, common_variables,
 };
 
 #[derive(Debug, Clone)]
@@ -27,6 +27,7 @@ pub struct AnalyticsSettings {
     pub http_host: IpAddr,
     pub http_port: u16,
     pub topic_wait: TopicWaitSettings,
+    pub fetch: ConsumerFetchSettings,
 }
 
 pub fn variables() -> Vec<Variable> {
@@ -76,6 +77,7 @@ pub fn variables() -> Vec<Variable> {
         ),
     ]);
     variables.extend(TopicWaitSettings::variables());
+    variables.extend(ConsumerFetchSettings::variables());
     variables
 }
 
@@ -104,6 +106,7 @@ impl AnalyticsSettings {
             })?,
             http_port: source.integer("HTTP_PORT", 1, 65535)?,
             topic_wait: TopicWaitSettings::from_source(source)?,
+            fetch: ConsumerFetchSettings::from_source(source)?,
         })
     }
 }

@@ -91,7 +91,8 @@ pub async fn run(settings: InventorySettings, shutdown: Shutdown) -> anyhow::Res
         settings.group_id.clone(),
         vec![settings.order_topic.clone()],
     )
-    .with_session_timeout(settings.session_timeout);
+    .with_session_timeout(settings.session_timeout)
+    .with_fetch(&settings.fetch);
     config.enable_auto_commit = false;
     config.auto_offset_reset = match settings.auto_offset_reset {
         ConfiguredReset::Earliest => OffsetReset::Earliest,

@@ -7,8 +7,8 @@
 use std::time::Duration;
 
 use shared::settings::{
-    ConnectionSettings, SettingsError, SettingsSource, TopicWaitSettings, Variable,
-    common_variables,
+    ConnectionSettings, ConsumerFetchSettings, SettingsError, SettingsSource, TopicWaitSettings,
+    Variable, common_variables,
 };
 
 /// Where a group member starts when its group has no committed offset (`AUTO_OFFSET_RESET`).
@@ -38,6 +38,7 @@ pub struct InventorySettings {
     pub throttle: Duration,
     pub report_interval: Duration,
     pub topic_wait: TopicWaitSettings,
+    pub fetch: ConsumerFetchSettings,
     pub dlq_topic: String,
     pub state_topic: String,
     pub max_retries: u32,
@@ -141,6 +142,7 @@ pub fn variables() -> Vec<Variable> {
         ),
     ]);
     variables.extend(TopicWaitSettings::variables());
+    variables.extend(ConsumerFetchSettings::variables());
     variables
 }
 
@@ -157,6 +159,7 @@ impl InventorySettings {
             throttle: source.millis("THROTTLE_MS", 0, 60_000)?,
             report_interval: source.seconds("REPORT_INTERVAL_SEC", 1, 3600)?,
             topic_wait: TopicWaitSettings::from_source(source)?,
+            fetch: ConsumerFetchSettings::from_source(source)?,
             dlq_topic: source.kafka_name("DLQ_TOPIC")?,
             state_topic: source.kafka_name("STATE_TOPIC")?,
             max_retries: source.integer("MAX_RETRIES", 0, 20)?,

@@ -268,8 +268,8 @@ impl Worker {
             ),
         ];
         OutgoingRecord {
-            key: record.key.clone(),
-            value: record.value.clone().unwrap_or_default(),
+            key: record.key.as_deref().map(<[u8]>::to_vec),
+            value: record.value.as_deref().unwrap_or_default().to_vec(),
             headers,
             timestamp: chrono::Utc::now(),
             partition: None,

@@ -7,6 +7,8 @@
 
 use std::time::Duration;
 
+use super::fetch::FetchSettings;
+
 /// Where to start reading a partition the group has no committed offset for
 /// (`auto.offset.reset`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,8 +45,15 @@ pub struct GroupConfig {
     pub max_partition_fetch_bytes: i32,
     /// How long the broker may hold a fetch waiting for data (`fetch.max.wait.ms`).
     pub fetch_max_wait: Duration,
-    /// Fetched batches buffered per partition ahead of the application; bounds memory
-    /// whatever the lag.
+    /// How much data the broker should gather before it answers (`fetch.min.bytes`).
+    pub fetch_min_bytes: i32,
+    /// The most one fetch response may carry (`fetch.max.bytes`).
+    pub fetch_max_bytes: i32,
+    /// Bytes fetched and not yet handed to the application, across all partitions
+    /// (librdkafka's `queued.max.messages.kbytes`, in bytes): bounds memory whatever the
+    /// partition count or the lag.
+    pub queued_max_bytes: usize,
+    /// Fetched batches buffered per partition ahead of the application.
     pub prefetch_batches: usize,
     /// Time allowed for each request except JoinGroup.
     pub request_timeout: Duration,
@@ -65,6 +74,9 @@ impl GroupConfig {
             assignors: vec!["range".into(), "roundrobin".into()],
             max_partition_fetch_bytes: 1024 * 1024,
             fetch_max_wait: Duration::from_millis(500),
+            fetch_min_bytes: 1,
+            fetch_max_bytes: 50 * 1024 * 1024,
+            queued_max_bytes: 8 * 1024 * 1024,
             prefetch_batches: 2,
             request_timeout: Duration::from_secs(30),
         }
@@ -79,10 +91,32 @@ impl GroupConfig {
         self
     }
 
+    /// Takes the fetch settings a service read from its environment.
+    pub fn with_fetch(mut self, fetch: &crate::settings::ConsumerFetchSettings) -> Self {
+        self.fetch_max_wait = fetch.max_wait;
+        self.fetch_min_bytes = fetch.min_bytes;
+        self.queued_max_bytes = fetch.queued_max_bytes;
+        self
+    }
+
     /// Java sizes the JoinGroup timeout as the rebalance timeout plus 5 s, since the broker
     /// may hold a JoinGroup that long.
     pub fn join_timeout(&self) -> Duration {
         (self.max_poll_interval + Duration::from_secs(5)).max(self.request_timeout)
+    }
+
+    /// What the fetcher needs of these settings.
+    pub fn fetch_settings(&self) -> FetchSettings {
+        FetchSettings {
+            max_wait: self.fetch_max_wait,
+            min_bytes: self.fetch_min_bytes,
+            max_bytes: self.fetch_max_bytes,
+            partition_max_bytes: self.max_partition_fetch_bytes,
+            queued_max_bytes: self.queued_max_bytes,
+            prefetch_batches: self.prefetch_batches,
+            reset: self.auto_offset_reset,
+            request_timeout: self.request_timeout,
+        }
     }
 
     pub fn validate(&self) -> Result<(), String> {
@@ -114,6 +148,15 @@ impl GroupConfig {
         // once, since the group could then pick either rebalance protocol.
         if protocols.windows(2).any(|pair| pair[0] != pair[1]) {
             return Err("partition.assignment.strategy must not mix eager (range, roundrobin) and cooperative (cooperative-sticky) assignors".into());
+        }
+        if self.fetch_min_bytes < 1
+            || self.fetch_max_bytes < 1
+            || self.max_partition_fetch_bytes < 1
+        {
+            return Err(
+                "fetch.min.bytes, fetch.max.bytes and max.partition.fetch.bytes must be positive"
+                    .into(),
+            );
         }
         if self.prefetch_batches == 0 {
             return Err("prefetch must hold at least one batch per partition".into());

@@ -20,7 +20,7 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use super::GroupError;
 use super::config::GroupConfig;
-use super::fetch::{self, ConsumerRecord, FetchItem, FetchSettings, StartOffset, TopicPartition};
+use super::fetch::{BatchError, ConsumerRecord, FetchItem, Fetcher, StartOffset, TopicPartition};
 use super::member::{
     Command, CommitOutcome, Member, MemberEvent, MemberLinks, MemberSnapshot, PollState,
 };
@@ -51,13 +51,16 @@ pub enum ConsumerEvent {
 
 pub struct GroupConsumer {
     config: GroupConfig,
-    client: Arc<rskafka::client::Client>,
+    fetcher: Fetcher,
     commands: mpsc::Sender<Command>,
     events: mpsc::Receiver<MemberEvent>,
     snapshot: watch::Receiver<MemberSnapshot>,
     fetched: StreamMap<TopicPartition, ReceiverStream<FetchItem>>,
     paused: HashMap<TopicPartition, Option<ReceiverStream<FetchItem>>>,
-    fetchers: HashMap<TopicPartition, JoinHandle<()>>,
+    /// Every assigned partition (delivering or paused).
+    assigned: std::collections::BTreeSet<TopicPartition>,
+    /// Partitions whose next batch does not decode, with why (they stay paused there).
+    stuck: BTreeMap<TopicPartition, BatchError>,
     /// The next offset to deliver, per assigned partition that has delivered or started.
     positions: BTreeMap<TopicPartition, i64>,
     high_watermarks: BTreeMap<TopicPartition, i64>,
@@ -94,7 +97,8 @@ impl GroupConsumer {
         connect_deadline: Duration,
     ) -> Result<Self, GroupError> {
         config.validate().map_err(GroupError::Config)?;
-        let client = Arc::new(connect::data_client(settings, connect_deadline).await?);
+        let bootstrap = connect::broker_connection(settings, connect_deadline).await?;
+        let fetcher = Fetcher::start(settings, bootstrap, config.fetch_settings());
         let (command_tx, command_rx) = mpsc::channel(16);
         let (event_tx, event_rx) = mpsc::channel(4);
         let (snapshot_tx, snapshot_rx) = watch::channel(MemberSnapshot {
@@ -113,13 +117,14 @@ impl GroupConsumer {
         let member = tokio::spawn(member.run());
         Ok(Self {
             config,
-            client,
+            fetcher,
             commands: command_tx,
             events: event_rx,
             snapshot: snapshot_rx,
             fetched: StreamMap::new(),
             paused: HashMap::new(),
-            fetchers: HashMap::new(),
+            assigned: Default::default(),
+            stuck: BTreeMap::new(),
             positions: BTreeMap::new(),
             high_watermarks: BTreeMap::new(),
             pending_revoke: None,
@@ -163,12 +168,19 @@ impl GroupConsumer {
                     };
                 }
                 item = self.fetched.next(), if !self.fetched.is_empty() => match item {
-                    Some((partition, FetchItem::Batch { records, high_watermark })) => {
+                    Some((partition, FetchItem::Batch { records, high_watermark, share })) => {
+                        // Handed over: the bytes leave the fetch budget.
+                        drop(share);
+                        self.stuck.remove(&partition);
                         if let Some(last) = records.last() {
                             self.positions.insert(partition.clone(), last.offset + 1);
                         }
                         self.high_watermarks.insert(partition.clone(), high_watermark);
                         return Some(Ok(ConsumerEvent::Records(RecordBatch { partition, records, high_watermark })));
+                    }
+                    Some((partition, FetchItem::Stuck(error))) => {
+                        self.stuck.insert(partition, error);
+                        continue;
                     }
                     Some((partition, FetchItem::Failed(e))) => {
                         self.stop_fetcher(&partition);
@@ -193,32 +205,17 @@ impl GroupConsumer {
         &mut self,
         partitions: Vec<(TopicPartition, StartOffset)>,
     ) -> Result<ConsumerEvent, GroupError> {
-        let settings = FetchSettings {
-            max_bytes: self.config.max_partition_fetch_bytes,
-            max_wait: self.config.fetch_max_wait,
-            prefetch_batches: self.config.prefetch_batches,
-            reset: self.config.auto_offset_reset,
-        };
-        let starts = futures::future::join_all(
-            partitions
-                .iter()
-                .map(|(partition, start)| fetch::resolve_start(&self.client, partition, *start)),
-        )
-        .await;
-        let mut assigned = Vec::with_capacity(partitions.len());
-        for ((partition, _), start) in partitions.into_iter().zip(starts) {
-            let position = start?;
-            self.positions.insert(partition.clone(), position);
-            let (receiver, task) = fetch::spawn(
-                Arc::clone(&self.client),
-                partition.clone(),
-                position,
-                settings,
+        let started = self.fetcher.assign(partitions).await?;
+        let mut assigned = Vec::with_capacity(started.len());
+        for partition in started {
+            self.positions
+                .insert(partition.partition.clone(), partition.position);
+            self.assigned.insert(partition.partition.clone());
+            self.fetched.insert(
+                partition.partition.clone(),
+                ReceiverStream::new(partition.receiver),
             );
-            self.fetchers.insert(partition.clone(), task);
-            self.fetched
-                .insert(partition.clone(), ReceiverStream::new(receiver));
-            assigned.push(partition);
+            assigned.push(partition.partition);
         }
         Ok(ConsumerEvent::Assigned(assigned))
     }
@@ -261,8 +258,9 @@ impl GroupConsumer {
     fn stop_fetcher(&mut self, partition: &TopicPartition) {
         self.fetched.remove(partition);
         self.paused.remove(partition);
-        if let Some(task) = self.fetchers.remove(partition) {
-            task.abort();
+        self.stuck.remove(partition);
+        if self.assigned.remove(partition) {
+            self.fetcher.remove(vec![partition.clone()]);
         }
     }
 
@@ -322,9 +320,18 @@ impl GroupConsumer {
 
     /// The partitions currently assigned (delivering or paused).
     pub fn assignment(&self) -> Vec<TopicPartition> {
-        let mut partitions: Vec<TopicPartition> = self.fetchers.keys().cloned().collect();
-        partitions.sort();
-        partitions
+        self.assigned.iter().cloned().collect()
+    }
+
+    /// Partitions paused on a batch that does not decode, with the error naming its offset.
+    pub fn stuck(&self) -> &BTreeMap<TopicPartition, BatchError> {
+        &self.stuck
+    }
+
+    /// Bytes fetched and not yet handed to the application (bounded by
+    /// `queued.max.messages.kbytes`).
+    pub fn queued_bytes(&self) -> usize {
+        self.fetcher.queued_bytes()
     }
 
     /// Member id, generation, phase and assignment as the member last published them.
@@ -363,7 +370,7 @@ impl GroupConsumer {
         } else {
             Ok(())
         };
-        let partitions: Vec<TopicPartition> = self.fetchers.keys().cloned().collect();
+        let partitions: Vec<TopicPartition> = self.assigned.iter().cloned().collect();
         for partition in &partitions {
             self.stop_fetcher(partition);
         }
@@ -405,14 +412,6 @@ impl GroupConsumer {
     pub fn abort(mut self) {
         if let Some(member) = self.member.take() {
             member.abort();
-        }
-    }
-}
-
-impl Drop for GroupConsumer {
-    fn drop(&mut self) {
-        for task in self.fetchers.values() {
-            task.abort();
         }
     }
 }

@@ -5,7 +5,8 @@
 //! `GroupConsumer` is the application's handle; `member` is the state machine that owns the
 //! group state; `coordinator` speaks to the coordinator broker; `errors` classifies error codes
 //! in one place; `protocol` and `assignor` are the embedded consumer-protocol bytes and the
-//! partition assignment strategies; `fetch` reads partitions through rskafka.
+//! partition assignment strategies; `fetch` reads the assigned partitions, one multi-partition
+//! Fetch per leader broker.
 
 pub mod assignor;
 pub mod config;

@@ -8,12 +8,14 @@
 
 mod connection;
 mod env_file;
+mod fetch;
 
 pub use connection::{
     ConnectionSettings, LogFormat, SaslCredentials, SaslMechanism, SecurityProtocol,
     SecuritySettings, TopicWaitSettings, common_variables, parse_bootstrap_servers,
 };
 pub use env_file::{EnvFile, EnvFileError};
+pub use fetch::ConsumerFetchSettings;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -47,7 +47,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 bytes += batch
                     .records
                     .iter()
-                    .map(|r| r.value.as_ref().map_or(0, Vec::len))
+                    .map(|r| r.value.as_ref().map_or(0, |v| v.len()))
                     .sum::<usize>();
             }
             Some(Ok(_)) => {}
