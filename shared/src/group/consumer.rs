@@ -20,7 +20,9 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use super::GroupError;
 use super::config::GroupConfig;
-use super::fetch::{BatchError, ConsumerRecord, FetchItem, Fetcher, StartOffset, TopicPartition};
+use super::fetch::{
+    BatchError, BudgetShare, ConsumerRecord, FetchItem, Fetcher, StartOffset, TopicPartition,
+};
 use super::member::{
     Command, CommitOutcome, Member, MemberEvent, MemberLinks, MemberSnapshot, PollState,
 };
@@ -28,12 +30,44 @@ use crate::connect;
 use crate::settings::ConnectionSettings;
 
 /// Records of one partition, in offset order.
+///
+/// The batch's bytes count against the consumer's fetch budget
+/// (`queued.max.messages.kbytes`) until the batch is dropped, so records queued in the
+/// application (a worker's channel) are bounded too; a clone does not count twice.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordBatch {
     pub partition: TopicPartition,
     pub records: Vec<ConsumerRecord>,
     pub high_watermark: i64,
+    pub budget: HeldBytes,
 }
+
+/// A batch's hold on the fetch budget, given back when the batch is dropped.
+#[derive(Debug, Default)]
+pub struct HeldBytes(Option<BudgetShare>);
+
+impl HeldBytes {
+    /// The bytes this batch holds of the budget (0 for a copy).
+    pub fn bytes(&self) -> usize {
+        self.0.as_ref().map_or(0, BudgetShare::bytes)
+    }
+}
+
+impl Clone for HeldBytes {
+    /// A copy holds nothing: the original still does.
+    fn clone(&self) -> Self {
+        Self(None)
+    }
+}
+
+impl PartialEq for HeldBytes {
+    /// Not part of what a batch says.
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for HeldBytes {}
 
 /// What the consumer yields.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -169,14 +203,12 @@ impl GroupConsumer {
                 }
                 item = self.fetched.next(), if !self.fetched.is_empty() => match item {
                     Some((partition, FetchItem::Batch { records, high_watermark, share })) => {
-                        // Handed over: the bytes leave the fetch budget.
-                        drop(share);
                         self.stuck.remove(&partition);
                         if let Some(last) = records.last() {
                             self.positions.insert(partition.clone(), last.offset + 1);
                         }
                         self.high_watermarks.insert(partition.clone(), high_watermark);
-                        return Some(Ok(ConsumerEvent::Records(RecordBatch { partition, records, high_watermark })));
+                        return Some(Ok(ConsumerEvent::Records(RecordBatch { partition, records, high_watermark, budget: HeldBytes(Some(share)) })));
                     }
                     Some((partition, FetchItem::Stuck(error))) => {
                         self.stuck.insert(partition, error);

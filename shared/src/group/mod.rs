@@ -18,7 +18,7 @@ pub mod member;
 pub mod protocol;
 
 pub use config::{GroupConfig, OffsetReset};
-pub use consumer::{Committer, ConsumerEvent, GroupConsumer, RecordBatch};
+pub use consumer::{Committer, ConsumerEvent, GroupConsumer, HeldBytes, RecordBatch};
 pub use fetch::{ConsumerRecord, TopicPartition};
 pub use member::{CommitOutcome, MemberPhase, MemberSnapshot};
 

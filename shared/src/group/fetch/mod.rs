@@ -148,6 +148,12 @@ pub struct BudgetShare {
     bytes: usize,
 }
 
+impl BudgetShare {
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+}
+
 impl Drop for BudgetShare {
     fn drop(&mut self) {
         self.budget.used.fetch_sub(self.bytes, Ordering::Relaxed);
@@ -201,6 +207,7 @@ impl Fetcher {
             leaders: HashMap::new(),
             metadata_due: None,
             next_token: 0,
+            rotation: 0,
         };
         let task = tokio::spawn(session.run(receiver));
         Self {
@@ -290,6 +297,8 @@ struct Session {
     /// Set when leaders must be asked again, with the earliest time to do so.
     metadata_due: Option<Instant>,
     next_token: u64,
+    /// Turns which partitions go first when a request cannot carry them all.
+    rotation: usize,
 }
 
 impl Session {
@@ -363,8 +372,18 @@ impl Session {
             .unwrap_or(i32::MAX)
             .min(self.settings.max_bytes);
         let partition_max = self.settings.partition_max_bytes.min(request_max);
+        // Ask for no more partitions than the room holds at their maximum, so one answer
+        // cannot overshoot the budget by more than the broker's batch granularity; a turning
+        // start gives every partition its turn when the room is small.
+        let per_request = (share / partition_max.max(1) as usize).max(1);
+        self.rotation = self.rotation.wrapping_add(1);
         let mut started = Vec::new();
-        for (node, partitions) in by_leader {
+        for (node, mut partitions) in by_leader {
+            if partitions.len() > per_request {
+                let start = self.rotation % partitions.len();
+                partitions.rotate_left(start);
+                partitions.truncate(per_request);
+            }
             let Some(address) = self.brokers.get(&node).cloned() else {
                 continue;
             };
