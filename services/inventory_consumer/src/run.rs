@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use shared::admin::{TopicAdmin, TopicSpec};
+use shared::group::fetch::{FetchSettings, Fetcher};
 use shared::group::{ConsumerEvent, GroupConfig, GroupConsumer, OffsetReset, TopicPartition};
 use shared::producer::{Producer, ProducerConfig};
 use shared::shutdown::Shutdown;
@@ -85,7 +86,6 @@ pub async fn run(settings: InventorySettings, shutdown: Shutdown) -> anyhow::Res
     let outcomes = producer(settings.inventory_topic.clone()).await?;
     let dead_letters = producer(settings.dlq_topic.clone()).await?;
     let changelog = producer(settings.state_topic.clone()).await?;
-    let client = shared::connect::data_client(&settings.connection, CONNECT_DEADLINE).await?;
 
     let mut config = GroupConfig::new(
         settings.group_id.clone(),
@@ -99,6 +99,16 @@ pub async fn run(settings: InventorySettings, shutdown: Shutdown) -> anyhow::Res
         ConfiguredReset::Latest => OffsetReset::Latest,
         ConfiguredReset::None => OffsetReset::None,
     };
+    // The changelog is read with a fetcher of its own (no group: every partition is read from
+    // its start on each assignment), so restoring never competes with the orders' budget.
+    let changelog_reader = Fetcher::start(
+        &settings.connection,
+        shared::connect::broker_connection(&settings.connection, CONNECT_DEADLINE).await?,
+        FetchSettings {
+            reset: OffsetReset::Earliest,
+            ..config.fetch_settings()
+        },
+    );
     let mut consumer = GroupConsumer::start(&settings.connection, config, CONNECT_DEADLINE).await?;
     let stats = Arc::new(Stats::default());
     let outputs = Outputs {
@@ -129,17 +139,22 @@ pub async fn run(settings: InventorySettings, shutdown: Shutdown) -> anyhow::Res
             None => break Ok(()),
             Some(Err(e)) => break Err(anyhow::Error::new(e).context("group member")),
             Some(Ok(ConsumerEvent::Assigned(partitions))) => {
+                let committed: Vec<(i32, i64)> = partitions
+                    .iter()
+                    .map(|p| {
+                        (
+                            p.partition,
+                            consumer.positions().get(p).copied().unwrap_or(0),
+                        )
+                    })
+                    .collect();
+                let mut stocks =
+                    state::restore(&changelog_reader, &settings.state_topic, &committed)
+                        .await
+                        .map_err(|e| anyhow::anyhow!("restoring stock: {e}"))?;
                 for partition in partitions {
-                    let committed = consumer.positions().get(&partition).copied().unwrap_or(0);
-                    let stock = state::restore(
-                        &client,
-                        &settings.state_topic,
-                        partition.partition,
-                        committed,
-                    )
-                    .await
-                    .map_err(|e| anyhow::anyhow!("restoring stock of {partition}: {e}"))?;
-                    tracing::info!(%partition, items = stock.len(), committed, "stock restored");
+                    let stock = stocks.remove(&partition.partition).unwrap_or_default();
+                    tracing::info!(%partition, items = stock.len(), "stock restored");
                     let (batches, receiver) = mpsc::channel(2);
                     let worker = Worker::new(partition.clone(), stock, outputs.clone());
                     let task = tokio::spawn(worker.run(receiver));

@@ -10,14 +10,17 @@
 //! repeats exactly the same decisions instead of applying them twice.
 
 use std::borrow::Cow;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use bytes::Bytes;
-use rskafka::client::Client;
-use rskafka::client::partition::{OffsetAt, UnknownTopicHandling};
 use serde::{Deserialize, Serialize};
+use shared::group::fetch::{FetchItem, Fetcher, StartOffset};
+use shared::group::{OffsetReset, TopicPartition};
 use shared::producer::OutgoingRecord;
+use tokio_stream::StreamExt;
+use tokio_stream::StreamMap;
+use tokio_stream::wrappers::ReceiverStream;
 
 use crate::rules::Stock;
 
@@ -50,70 +53,139 @@ impl StockChange {
     }
 }
 
-/// Rebuilds a partition's stock from its changelog, as of the committed order offset.
+/// How long a partition's changelog may stay silent below its end offset before what was read
+/// is taken as complete: a compacted log's last offsets may hold no record any more.
+const SILENT_TAIL: Duration = Duration::from_secs(5);
+
+/// Rebuilds the stock of each of `partitions` (partition, committed order offset) from the
+/// changelog, as of its committed order offset. All partitions are read at once through one
+/// fetcher — one request per broker, not one connection per partition.
 pub async fn restore(
-    client: &Client,
+    fetcher: &Fetcher,
     state_topic: &str,
-    partition: i32,
-    committed: i64,
-) -> Result<Stock, String> {
-    let partition_client = client
-        .partition_client(
-            state_topic.to_owned(),
+    partitions: &[(i32, i64)],
+) -> Result<HashMap<i32, Stock>, String> {
+    let wanted: Vec<TopicPartition> = partitions
+        .iter()
+        .map(|(partition, _)| TopicPartition::new(state_topic, *partition))
+        .collect();
+    let committed: HashMap<i32, i64> = partitions.iter().copied().collect();
+    let ends = fetcher
+        .end_offsets(wanted.clone())
+        .await
+        .map_err(|e| format!("{state_topic}: end offsets: {e}"))?;
+    let started = fetcher
+        .assign(
+            wanted
+                .iter()
+                .map(|p| (p.clone(), StartOffset::Reset(OffsetReset::Earliest)))
+                .collect(),
+        )
+        .await
+        .map_err(|e| format!("{state_topic}: {e}"))?;
+    let mut restored: HashMap<i32, Restoring> = HashMap::new();
+    let mut reading = StreamMap::new();
+    let mut ends_left = HashMap::new();
+    for assigned in started {
+        let partition = assigned.partition.partition;
+        let end = ends.get(&assigned.partition).copied().unwrap_or(0);
+        restored.insert(
             partition,
-            UnknownTopicHandling::Retry,
-        )
-        .await
-        .map_err(|e| format!("{state_topic}-{partition}: {e}"))?;
-    let end = partition_client
-        .get_offset(OffsetAt::Latest)
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut offset = partition_client
-        .get_offset(OffsetAt::Earliest)
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut stock = Stock::new();
-    let mut tail_items: HashSet<String> = HashSet::new();
-    while offset < end {
-        let (records, _) = tokio::time::timeout(
-            Duration::from_secs(30),
-            partition_client.fetch_records(offset, 1..8 * 1024 * 1024, 100),
-        )
-        .await
-        .map_err(|_| "restoring timed out".to_owned())?
-        .map_err(|e| e.to_string())?;
-        let start = offset;
-        if records.iter().all(|r| r.offset < start) {
-            // Nothing readable before the end (a compacted gap): the stock is complete.
-            break;
+            Restoring::new(committed.get(&partition).copied().unwrap_or(0)),
+        );
+        if assigned.position < end {
+            reading.insert(partition, ReceiverStream::new(assigned.receiver));
+            ends_left.insert(partition, end);
         }
-        for record in records.into_iter().filter(|r| r.offset >= start) {
-            offset = record.offset + 1;
-            let Some(value) = record.record.value else {
-                continue;
-            };
-            let Ok(change) = serde_json::from_slice::<StockChange>(&value) else {
-                tracing::warn!(
-                    partition,
-                    offset = record.offset,
-                    "unreadable changelog entry skipped"
-                );
-                continue;
-            };
-            if tail_items.contains(&change.item_id) {
-                continue;
+    }
+    let outcome = read_to_ends(&mut reading, &ends_left, &mut restored).await;
+    fetcher.remove(wanted);
+    outcome?;
+    Ok(restored
+        .into_iter()
+        .map(|(partition, restoring)| (partition, restoring.stock))
+        .collect())
+}
+
+type Reading = StreamMap<i32, ReceiverStream<FetchItem>>;
+
+/// Reads every partition concurrently (a fetcher's budget is shared, so draining them one at
+/// a time could leave the one being drained without room) until each reaches its end.
+async fn read_to_ends(
+    reading: &mut Reading,
+    ends: &HashMap<i32, i64>,
+    restored: &mut HashMap<i32, Restoring>,
+) -> Result<(), String> {
+    while !reading.is_empty() {
+        let next = tokio::time::timeout(SILENT_TAIL, reading.next()).await;
+        let Ok(Some((partition, item))) = next else {
+            // Silent below the end: the rest was compacted away; what was read is complete.
+            return Ok(());
+        };
+        let end = ends.get(&partition).copied().unwrap_or(i64::MAX);
+        match item {
+            FetchItem::Batch { records, .. } => {
+                let Some(restoring) = restored.get_mut(&partition) else {
+                    continue;
+                };
+                let mut reached = false;
+                for record in &records {
+                    restoring.apply(partition, record.offset, record.value.as_deref());
+                    reached |= record.offset + 1 >= end;
+                }
+                if reached {
+                    reading.remove(&partition);
+                }
             }
-            match change.source_offset {
-                Some(source) if source >= committed => {
-                    stock.insert(change.item_id.clone(), change.stock_before);
-                    tail_items.insert(change.item_id);
-                }
-                _ => {
-                    stock.insert(change.item_id, change.stock_after);
-                }
+            FetchItem::Stuck(error) => {
+                return Err(format!("changelog partition {partition}: {error}"));
+            }
+            FetchItem::Failed(error) => {
+                return Err(format!("changelog partition {partition}: {error}"));
             }
         }
     }
-    Ok(stock)
+    Ok(())
+}
+
+/// One partition's stock as its changelog is read.
+struct Restoring {
+    committed: i64,
+    stock: Stock,
+    /// Items whose first change in the uncommitted tail has been seen: later entries of the
+    /// same item belong to that tail too.
+    tail_items: HashSet<String>,
+}
+
+impl Restoring {
+    fn new(committed: i64) -> Self {
+        Self {
+            committed,
+            stock: Stock::new(),
+            tail_items: HashSet::new(),
+        }
+    }
+
+    fn apply(&mut self, partition: i32, offset: i64, value: Option<&[u8]>) {
+        let Some(value) = value else {
+            return;
+        };
+        let Ok(change) = serde_json::from_slice::<StockChange>(value) else {
+            tracing::warn!(partition, offset, "unreadable changelog entry skipped");
+            return;
+        };
+        if self.tail_items.contains(&change.item_id) {
+            return;
+        }
+        match change.source_offset {
+            Some(source) if source >= self.committed => {
+                self.stock
+                    .insert(change.item_id.clone(), change.stock_before);
+                self.tail_items.insert(change.item_id);
+            }
+            _ => {
+                self.stock.insert(change.item_id, change.stock_after);
+            }
+        }
+    }
 }

@@ -175,6 +175,10 @@ enum Command {
         reply: oneshot::Sender<Result<Vec<AssignedPartition>, GroupError>>,
     },
     Remove(Vec<TopicPartition>),
+    EndOffsets {
+        partitions: Vec<TopicPartition>,
+        reply: oneshot::Sender<Result<HashMap<TopicPartition, i64>, GroupError>>,
+    },
 }
 
 /// The handle of a consumer's fetcher task; dropping it stops the task.
@@ -238,6 +242,19 @@ impl Fetcher {
     /// Bytes fetched and not yet handed to the application.
     pub fn queued_bytes(&self) -> usize {
         self.budget.used()
+    }
+
+    /// Each partition's end (its last stable offset, as we read committed), asked of its
+    /// leader: where a reader that wants "everything there is now" stops.
+    pub async fn end_offsets(
+        &self,
+        partitions: Vec<TopicPartition>,
+    ) -> Result<HashMap<TopicPartition, i64>, GroupError> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(Command::EndOffsets { partitions, reply })
+            .map_err(|_| GroupError::Closed)?;
+        answer.await.map_err(|_| GroupError::Closed)?
     }
 }
 
@@ -315,6 +332,9 @@ impl Session {
                 command = commands.recv() => match command {
                     Some(Command::Assign { partitions, reply }) => {
                         let _ = reply.send(self.assign(partitions).await);
+                    }
+                    Some(Command::EndOffsets { partitions, reply }) => {
+                        let _ = reply.send(self.end_offsets(partitions).await);
                     }
                     Some(Command::Remove(partitions)) => {
                         for partition in partitions {
@@ -521,6 +541,18 @@ impl Session {
             });
         }
         Ok(assigned)
+    }
+
+    async fn end_offsets(
+        &mut self,
+        partitions: Vec<TopicPartition>,
+    ) -> Result<HashMap<TopicPartition, i64>, GroupError> {
+        let mut topics: Vec<String> = partitions.iter().map(|p| p.topic.clone()).collect();
+        topics.extend(self.partitions.keys().map(|p| p.topic.clone()));
+        topics.sort();
+        topics.dedup();
+        self.ask_leaders(&topics).await?;
+        self.reset_positions(&partitions, OffsetReset::Latest).await
     }
 
     fn leader_of(&self, partition: &TopicPartition) -> Option<i32> {
