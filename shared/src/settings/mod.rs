@@ -8,6 +8,7 @@
 
 mod connection;
 mod env_file;
+pub mod producer;
 
 pub use connection::{
     ConnectionSettings, LogFormat, SaslCredentials, SaslMechanism, SecurityProtocol,
