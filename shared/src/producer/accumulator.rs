@@ -611,6 +611,7 @@ impl Accumulator {
                 self.complete(index, batch, Some(offset));
             }
             Reaction::AlreadyWritten => {
+                tracing::debug!(topic = %self.topic, partition = index, records = batch.count, "DUPLICATE_SEQUENCE_NUMBER: written by an earlier attempt, offset unknown");
                 state.backoff = self.config.retry_backoff;
                 self.complete(index, batch, None);
             }

@@ -70,11 +70,16 @@ async fn ask_once(
     let mut connection = connect::broker_connection(settings, request_timeout)
         .await
         .map_err(|e| e.to_string())?;
-    let version = connection
-        .negotiate::<InitProducerIdRequest>(0..=4)
-        .map_err(|e| {
-            format!("{e}; the broker cannot give producer ids: set ENABLE_IDEMPOTENCE=0")
-        })?;
+    let version = match connection.negotiate::<InitProducerIdRequest>(0..=4) {
+        Ok(version) => version,
+        // Not worth retrying: this broker will not learn the API while we wait.
+        Err(e) => {
+            return Ok(Err((
+                InitReaction::Fail,
+                format!("{e}; the broker cannot give producer ids: set ENABLE_IDEMPOTENCE=0"),
+            )));
+        }
+    };
     // Bumping our own epoch needs v3 (KIP-360); an older broker gets a new id instead.
     let (id, epoch) = match wanted {
         IdentityRequest::Bump(current) if version >= 3 && current.epoch < i16::MAX - 1 => {
