@@ -364,3 +364,71 @@ async fn a_black_holed_broker_delays_delivery_but_loses_and_doubles_nothing() {
     assert_each_key_in_send_order(&contents, 5000);
     assert_deliveries_exact(&deliveries, &contents);
 }
+
+#[tokio::test]
+async fn batches_that_time_out_unanswered_fail_and_the_producer_carries_on_under_a_new_epoch() {
+    // A failed batch the broker may hold leaves a sequence gap: the producer bumps its epoch
+    // (KIP-360) so later batches start again at sequence 0 instead of being refused.
+    let _one_at_a_time = exclusive().await;
+    let broker = ProxiedBroker::start(Storage::Memory);
+    let topic = create_topic(&broker, "lossy-epoch").await;
+    broker.proxy.inject(Fault {
+        api_key: api::PRODUCE,
+        client_prefix: "lossy-epoch".into(),
+        rate: 1.0,
+        action: Action::BlackHole(Duration::from_secs(30)),
+    });
+    let settings = ConnectionSettings::plaintext(vec![broker.bootstrap()], "lossy-epoch");
+    let config = ProducerConfig {
+        request_timeout: Duration::from_millis(300),
+        delivery_timeout: Duration::from_millis(1500),
+        ..ProducerConfig::default()
+    };
+    let producer = Producer::new(&settings, &topic, config, CLIENT_DEADLINE)
+        .await
+        .expect("producer");
+    let record = |i: usize| OutgoingRecord {
+        key: Some(format!("key-{}", i % 10).into_bytes()),
+        value: format!("{{\"order_id\":\"{i:06}\"}}").into_bytes(),
+        headers: Vec::new(),
+        timestamp: chrono::Utc::now(),
+        partition: None,
+    };
+    let lost = producer
+        .send_all((0..100).map(record).collect())
+        .await
+        .expect("queued");
+    for ticket in lost {
+        assert!(
+            ticket.delivered().await.is_err(),
+            "nothing reached the broker, so nothing may be acknowledged"
+        );
+    }
+    broker.proxy.heal();
+    let later = producer
+        .send_all((100..200).map(record).collect())
+        .await
+        .expect("queued");
+    let mut deliveries = Vec::new();
+    for ticket in later {
+        deliveries.push(
+            ticket
+                .delivered()
+                .await
+                .expect("delivered after the network healed"),
+        );
+    }
+    let contents = read_topic(&broker, &topic).await;
+    assert_eq!(
+        contents.records, 100,
+        "only the later records are in the topic"
+    );
+    for (index, delivery) in deliveries.iter().enumerate() {
+        let offset = delivery.offset.expect("memory storage answers offsets");
+        assert_eq!(
+            contents.at.get(&(delivery.partition, offset)),
+            Some(&format!("{:06}", index + 100))
+        );
+    }
+    assert_eq!(producer.stats().failed, 100);
+}

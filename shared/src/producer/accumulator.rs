@@ -9,28 +9,26 @@
 //! time-outs and error codes, which keeps a partition in order with up to five requests in
 //! flight. With idempotence the broker recognises the resent batches it already wrote.
 
-use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
-use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::settings::ConnectionSettings;
 
 use super::batch::{self, ProducerIdentity};
 use super::errors::{Reaction, classify_produce};
 use super::identity::{self, IdentityRequest};
-use super::pipeline::{self, Answer, Pipeline};
-use super::{
-    Counters, Delivery, Message, OutgoingRecord, ProduceError, ProducerConfig, Queued, Reply,
+use super::partition::{
+    Encoded, Link, MAX_BACKOFF, OpenBatch, PartitionState, SealedBatch, stamped,
 };
-
-const MAX_BACKOFF: Duration = Duration::from_secs(1);
+use super::pipeline::{self, Answer, Pipeline};
+use super::{Counters, Delivery, Message, ProduceError, ProducerConfig, Queued};
 
 /// Spawned work reporting back.
 enum Event {
@@ -60,63 +58,6 @@ enum IdentityState {
     Asking,
 }
 
-/// Records gathered for one partition, not yet encoded.
-struct OpenBatch {
-    records: Vec<OutgoingRecord>,
-    replies: Vec<Option<Reply>>,
-    permit: Option<OwnedSemaphorePermit>,
-    encoded_bytes: usize,
-    in_memory_bytes: usize,
-    opened: Instant,
-}
-
-enum Encoded {
-    Pending,
-    Failed(String),
-    Fresh(BytesMut),
-    Stamped {
-        bytes: Bytes,
-        identity: Option<ProducerIdentity>,
-        base_sequence: i32,
-    },
-}
-
-/// A closed batch, from encoding until its records' outcome is known.
-struct SealedBatch {
-    id: u64,
-    data: Encoded,
-    count: usize,
-    replies: Vec<Option<Reply>>,
-    permit: Option<OwnedSemaphorePermit>,
-    /// Given back once encoded: the records' in-memory form is gone then.
-    in_memory_bytes: usize,
-    encoded_bytes: usize,
-    opened: Instant,
-    base_sequence: Option<i32>,
-    /// Sent at least once: the broker may hold it.
-    sent: bool,
-}
-
-enum Link {
-    Down,
-    Connecting,
-    Up(Pipeline),
-}
-
-struct PartitionState {
-    open: Option<OpenBatch>,
-    ready: VecDeque<SealedBatch>,
-    in_flight: VecDeque<SealedBatch>,
-    /// Failed attempts waiting for the rest of the partition's requests to come back.
-    returned: Vec<SealedBatch>,
-    next_sequence: i32,
-    leader: String,
-    leader_stale: bool,
-    link: Link,
-    retry_at: Option<Instant>,
-    backoff: Duration,
-}
-
 pub(super) struct Accumulator {
     settings: ConnectionSettings,
     topic: Arc<str>,
@@ -143,18 +84,7 @@ impl Accumulator {
         let (events, event_receiver) = mpsc::unbounded_channel();
         let partitions = leaders
             .into_iter()
-            .map(|leader| PartitionState {
-                open: None,
-                ready: VecDeque::new(),
-                in_flight: VecDeque::new(),
-                returned: Vec::new(),
-                next_sequence: 0,
-                leader,
-                leader_stale: false,
-                link: Link::Down,
-                retry_at: None,
-                backoff: config.retry_backoff,
-            })
+            .map(|leader| PartitionState::new(leader, config.retry_backoff))
             .collect();
         let accumulator = Self {
             settings,
@@ -637,7 +567,7 @@ impl Accumulator {
                 self.retry_later(index, batch, reason);
             }
         }
-        self.resume_if_drained(index);
+        self.partitions[index].resume_if_drained();
     }
 
     /// Keeps a failed attempt for resending, unless its delivery time-out would pass first.
@@ -648,21 +578,6 @@ impl Accumulator {
         }
         tracing::warn!(topic = %self.topic, partition = index, error = %reason, backoff = ?state.backoff, "produce failed; retrying");
         state.returned.push(batch);
-    }
-
-    /// Once every request of a failed connection has come back, puts them in front of the
-    /// partition's queue in the order they were first sent, and backs off.
-    fn resume_if_drained(&mut self, index: usize) {
-        let state = &mut self.partitions[index];
-        if !state.in_flight.is_empty() || state.returned.is_empty() {
-            return;
-        }
-        state.returned.sort_by_key(|b| b.id);
-        while let Some(batch) = state.returned.pop() {
-            state.ready.push_front(batch);
-        }
-        state.retry_at = Some(Instant::now() + state.backoff);
-        state.backoff = (state.backoff * 2).min(MAX_BACKOFF);
     }
 
     fn complete(&mut self, index: usize, batch: SealedBatch, base_offset: Option<i64>) {
@@ -700,36 +615,6 @@ impl Accumulator {
         }
         drop(batch.permit);
     }
-}
-
-/// The batch's bytes with this identity and sequence, stamping (a copy) only when they differ.
-fn stamped(data: &mut Encoded, identity: Option<ProducerIdentity>, base_sequence: i32) -> Bytes {
-    let current = std::mem::replace(data, Encoded::Pending);
-    let mut fresh = match current {
-        Encoded::Stamped {
-            bytes,
-            identity: stamped_identity,
-            base_sequence: stamped_sequence,
-        } if stamped_identity == identity && stamped_sequence == base_sequence => {
-            *data = Encoded::Stamped {
-                bytes: bytes.clone(),
-                identity,
-                base_sequence,
-            };
-            return bytes;
-        }
-        Encoded::Stamped { bytes, .. } => BytesMut::from(&bytes[..]),
-        Encoded::Fresh(bytes) => bytes,
-        Encoded::Pending | Encoded::Failed(_) => BytesMut::new(),
-    };
-    batch::stamp(&mut fresh, identity, base_sequence);
-    let bytes = fresh.freeze();
-    *data = Encoded::Stamped {
-        bytes: bytes.clone(),
-        identity,
-        base_sequence,
-    };
-    bytes
 }
 
 async fn sleep_until(deadline: Option<Instant>) {

@@ -92,7 +92,13 @@ pub fn encode(records: Vec<OutgoingRecord>, compression: Compression) -> Result<
             Some(|plain: &mut BytesMut, out: &mut BytesMut, _| {
                 match compression {
                     Compression::Lz4 => {
-                        let mut encoder = lz4_flex::frame::FrameEncoder::new(Vec::new());
+                        // What Java's KafkaLZ4BlockOutputStream writes: 64 KiB independent
+                        // blocks, no checksums, no content size.
+                        let frame = lz4_flex::frame::FrameInfo::new()
+                            .block_size(lz4_flex::frame::BlockSize::Max64KB)
+                            .block_mode(lz4_flex::frame::BlockMode::Independent);
+                        let mut encoder =
+                            lz4_flex::frame::FrameEncoder::with_frame_info(frame, Vec::new());
                         encoder.write_all(plain)?;
                         out.extend_from_slice(&encoder.finish()?);
                     }

@@ -15,6 +15,7 @@ pub mod batch;
 pub mod budget;
 mod errors;
 mod identity;
+mod partition;
 pub mod partitioner;
 mod pipeline;
 
