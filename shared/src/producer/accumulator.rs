@@ -390,7 +390,7 @@ impl Accumulator {
                     continue;
                 }
             };
-            while state.in_flight.len() < self.config.max_in_flight_per_partition {
+            while state.in_flight.len() < self.config.in_flight_limit() {
                 let Some(front) = state.ready.front() else {
                     break;
                 };

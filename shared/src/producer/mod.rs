@@ -86,6 +86,18 @@ impl Default for ProducerConfig {
     }
 }
 
+impl ProducerConfig {
+    /// Requests in flight per partition as the producer applies it: 1 without idempotence
+    /// (whatever is configured, so retries cannot reorder), else 1-5.
+    pub fn in_flight_limit(&self) -> usize {
+        if self.idempotence {
+            self.max_in_flight_per_partition.clamp(1, 5)
+        } else {
+            1
+        }
+    }
+}
+
 /// A record to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutgoingRecord {
@@ -384,6 +396,32 @@ impl Producer {
             acknowledged: self.counters.acknowledged.load(Ordering::Relaxed),
             failed: self.counters.failed.load(Ordering::Relaxed),
             buffered_bytes: (self.buffer_limit - self.memory.available_permits()) as u64,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn without_idempotence_one_request_is_in_flight_whatever_is_configured() {
+        let config = ProducerConfig {
+            idempotence: false,
+            max_in_flight_per_partition: 5,
+            ..ProducerConfig::default()
+        };
+        assert_eq!(config.in_flight_limit(), 1);
+    }
+
+    #[test]
+    fn with_idempotence_the_limit_stays_within_what_the_broker_deduplicates() {
+        for (configured, applied) in [(0, 1), (3, 3), (5, 5), (9, 5)] {
+            let config = ProducerConfig {
+                max_in_flight_per_partition: configured,
+                ..ProducerConfig::default()
+            };
+            assert_eq!(config.in_flight_limit(), applied, "{configured}");
         }
     }
 }
