@@ -14,7 +14,7 @@ use anyhow::{Context, bail};
 use shared::admin::{TopicAdmin, TopicSpec};
 use shared::group::fetch::{FetchSettings, Fetcher};
 use shared::group::{ConsumerEvent, GroupConfig, GroupConsumer, OffsetReset, TopicPartition};
-use shared::producer::{Producer, ProducerConfig};
+use shared::producer::Producer;
 use shared::shutdown::Shutdown;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -73,11 +73,12 @@ pub async fn run(settings: InventorySettings, shutdown: Shutdown) -> anyhow::Res
     }
 
     let connection = &settings.connection;
+    let producer_config = &settings.producer;
     let producer = |topic: String| async move {
         Producer::new(
             connection,
             &topic,
-            ProducerConfig::default(),
+            producer_config.clone(),
             CONNECT_DEADLINE,
         )
         .await

@@ -6,6 +6,8 @@
 
 use std::time::Duration;
 
+use shared::producer::ProducerConfig;
+use shared::settings::producer::{producer_config, producer_variables};
 use shared::settings::{
     ConnectionSettings, ConsumerFetchSettings, SettingsError, SettingsSource, TopicWaitSettings,
     Variable, common_variables,
@@ -49,6 +51,8 @@ pub struct InventorySettings {
     pub fail_seed: u64,
     pub create_topics: bool,
     pub replication_factor: i16,
+    /// Batching, codec, time-outs and idempotence of the three output producers.
+    pub producer: ProducerConfig,
 }
 
 pub fn variables() -> Vec<Variable> {
@@ -143,6 +147,8 @@ pub fn variables() -> Vec<Variable> {
     ]);
     variables.extend(TopicWaitSettings::variables());
     variables.extend(ConsumerFetchSettings::variables());
+    // Its three output producers (outcomes, dead letters, changelog) share these.
+    variables.extend(producer_variables());
     variables
 }
 
@@ -175,6 +181,7 @@ impl InventorySettings {
             fail_seed: source.integer("FAIL_SEED", 0, u64::MAX)?,
             create_topics: source.flag("CREATE_TOPICS")?,
             replication_factor: source.integer("REPLICATION_FACTOR", 1, 32)?,
+            producer: producer_config(source)?,
         })
     }
 }

@@ -7,7 +7,8 @@
 
 use std::time::Duration;
 
-use shared::producer::{Compression, ProducerConfig};
+use shared::producer::ProducerConfig;
+use shared::settings::producer::{producer_config, producer_variables};
 use shared::settings::{
     ConnectionSettings, SettingsError, SettingsSource, Variable, common_variables,
 };
@@ -43,40 +44,100 @@ pub struct ProducerSettings {
 pub fn variables() -> Vec<Variable> {
     let mut variables = common_variables();
     variables.extend([
-        Variable::new("ORDER_TOPIC", "order-events", "Topic the orders are written to."),
-        Variable::new("MODE", "burst", "Pacing: burst, steady, ramp or spike."),
-        Variable::new("TOTAL_EVENTS", "1000", "Orders to send in total; 0 sends until stopped."),
-        Variable::new("BURST_SIZE", "1000", "burst: orders per burst (1-10000000)."),
-        Variable::new("SLEEP_MS", "1000", "burst: pause after each burst in milliseconds (0-3600000)."),
-        Variable::new("RATE_PER_SEC", "1000", "steady and spike: orders per second (0.1-10000000)."),
-        Variable::new("RATE_START", "100", "ramp: orders per second at the start (0-10000000)."),
-        Variable::new("RATE_END", "10000", "ramp: orders per second at the end (0-10000000)."),
-        Variable::new("RAMP_SEC", "60", "ramp: seconds from RATE_START to RATE_END (1-86400)."),
-        Variable::new("SPIKE_EVERY_SEC", "30", "spike: seconds between spike starts (1-86400)."),
-        Variable::new("SPIKE_DURATION_SEC", "5", "spike: seconds each spike lasts (1-86400)."),
-        Variable::new("SPIKE_FACTOR", "10", "spike: rate multiplier during a spike (1-1000)."),
-        Variable::new("ITEM_COUNT", "100", "Distinct items ordered (1-1000000)."),
-        Variable::new("SKEW", "0", "Item popularity: 0 uniform, >0 Zipf exponent (0-5)."),
-        Variable::new("SEED", "42", "Seed of the order generator: same seed, same orders."),
-        Variable::new("CUSTOMER_COUNT", "10000", "Distinct customers (1-100000000)."),
-        Variable::new("PROGRESS_INTERVAL_SEC", "5", "Seconds between progress lines (1-3600)."),
-        Variable::new("CREATE_TOPICS", "0", "1 creates ORDER_TOPIC if it is missing."),
-        Variable::new("TOPIC_PARTITIONS", "6", "Partitions of a created topic (1-10000)."),
-        Variable::new("REPLICATION_FACTOR", "1", "Replication factor of a created topic (1-32)."),
-        Variable::new("LINGER_MS", "5", "Milliseconds a batch waits for more orders (0-10000)."),
-        Variable::new("BATCH_MAX_BYTES", "524288", "Bytes that make a batch full (1024-67108864)."),
         Variable::new(
-            "BUFFER_MEMORY_BYTES",
-            "33554432",
-            "Bytes of unacknowledged orders before sending waits (1048576-1073741824).",
+            "ORDER_TOPIC",
+            "order-events",
+            "Topic the orders are written to.",
         ),
-        Variable::new("COMPRESSION", "none", "Batch compression: none, gzip or snappy."),
+        Variable::new("MODE", "burst", "Pacing: burst, steady, ramp or spike."),
         Variable::new(
-            "DELIVERY_TIMEOUT_MS",
-            "120000",
-            "Milliseconds an order may take to be acknowledged before it counts as failed (1000-3600000).",
+            "TOTAL_EVENTS",
+            "1000",
+            "Orders to send in total; 0 sends until stopped.",
+        ),
+        Variable::new(
+            "BURST_SIZE",
+            "1000",
+            "burst: orders per burst (1-10000000).",
+        ),
+        Variable::new(
+            "SLEEP_MS",
+            "1000",
+            "burst: pause after each burst in milliseconds (0-3600000).",
+        ),
+        Variable::new(
+            "RATE_PER_SEC",
+            "1000",
+            "steady and spike: orders per second (0.1-10000000).",
+        ),
+        Variable::new(
+            "RATE_START",
+            "100",
+            "ramp: orders per second at the start (0-10000000).",
+        ),
+        Variable::new(
+            "RATE_END",
+            "10000",
+            "ramp: orders per second at the end (0-10000000).",
+        ),
+        Variable::new(
+            "RAMP_SEC",
+            "60",
+            "ramp: seconds from RATE_START to RATE_END (1-86400).",
+        ),
+        Variable::new(
+            "SPIKE_EVERY_SEC",
+            "30",
+            "spike: seconds between spike starts (1-86400).",
+        ),
+        Variable::new(
+            "SPIKE_DURATION_SEC",
+            "5",
+            "spike: seconds each spike lasts (1-86400).",
+        ),
+        Variable::new(
+            "SPIKE_FACTOR",
+            "10",
+            "spike: rate multiplier during a spike (1-1000).",
+        ),
+        Variable::new("ITEM_COUNT", "100", "Distinct items ordered (1-1000000)."),
+        Variable::new(
+            "SKEW",
+            "0",
+            "Item popularity: 0 uniform, >0 Zipf exponent (0-5).",
+        ),
+        Variable::new(
+            "SEED",
+            "42",
+            "Seed of the order generator: same seed, same orders.",
+        ),
+        Variable::new(
+            "CUSTOMER_COUNT",
+            "10000",
+            "Distinct customers (1-100000000).",
+        ),
+        Variable::new(
+            "PROGRESS_INTERVAL_SEC",
+            "5",
+            "Seconds between progress lines (1-3600).",
+        ),
+        Variable::new(
+            "CREATE_TOPICS",
+            "0",
+            "1 creates ORDER_TOPIC if it is missing.",
+        ),
+        Variable::new(
+            "TOPIC_PARTITIONS",
+            "6",
+            "Partitions of a created topic (1-10000).",
+        ),
+        Variable::new(
+            "REPLICATION_FACTOR",
+            "1",
+            "Replication factor of a created topic (1-32).",
         ),
     ]);
+    variables.extend(producer_variables());
     variables
 }
 
@@ -135,21 +196,7 @@ impl ProducerSettings {
             create_topics: source.flag("CREATE_TOPICS")?,
             topic_partitions: source.integer("TOPIC_PARTITIONS", 1, 10_000)?,
             replication_factor: source.integer("REPLICATION_FACTOR", 1, 32)?,
-            producer: ProducerConfig {
-                linger: source.millis("LINGER_MS", 0, 10_000)?,
-                batch_max_bytes: source.integer("BATCH_MAX_BYTES", 1024, 64 * 1024 * 1024)?,
-                buffer_memory_bytes: source.integer("BUFFER_MEMORY_BYTES", 1 << 20, 1 << 30)?,
-                compression: source.choice(
-                    "COMPRESSION",
-                    &[
-                        ("none", Compression::None),
-                        ("gzip", Compression::Gzip),
-                        ("snappy", Compression::Snappy),
-                    ],
-                )?,
-                delivery_timeout: source.millis("DELIVERY_TIMEOUT_MS", 1000, 3_600_000)?,
-                ..ProducerConfig::default()
-            },
+            producer: producer_config(source)?,
         })
     }
 }

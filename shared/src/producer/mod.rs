@@ -1,20 +1,28 @@
-//! The shared producer: records are grouped per partition into batches (flushed when full or
-//! after `linger`), one produce request per partition is in flight at a time so retries never
-//! reorder a partition, and each record's delivery (its offset, or why it failed) is reported.
+//! The shared producer: records are grouped per partition into batches (sent when full or
+//! after `linger`), up to `max_in_flight_per_partition` produce requests per partition are in
+//! flight and a retry never reorders a partition, and each record's delivery (its offset, or
+//! why it failed) is reported. Idempotent by default (KIP-98): a producer id, epoch and
+//! per-partition sequence on every batch, so a retried batch is never written twice.
 //!
 //! One accumulator task owns the pending batches; callers hand it records through a channel.
-//! Memory is bounded by a byte semaphore taken at `send` and given back when the record's batch
-//! completes, so a slow broker pushes back on the caller instead of growing a queue. Counting
-//! happens per batch, never with a task per record.
+//! Memory is bounded by a byte semaphore taken at `send` — each record's encoded size plus what
+//! it holds in memory (`budget`) — and given back as the batch is encoded and acknowledged, so a
+//! slow broker pushes back on the caller instead of growing a queue. Counting happens per
+//! batch, never with a task per record.
 
+mod accumulator;
+pub mod batch;
+pub mod budget;
+mod errors;
+mod identity;
+mod partition;
 pub mod partitioner;
-mod writer;
+mod pipeline;
 
 use std::borrow::Cow;
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
@@ -22,14 +30,20 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use crate::admin;
 use crate::connect;
 use crate::settings::ConnectionSettings;
-use writer::PartitionWriter;
+use accumulator::Accumulator;
+use budget::RecordCost;
+use identity::IdentityRequest;
 
-/// Codecs that keep the static x86_64 and aarch64 musl builds pure Rust (no C toolchain).
+/// Kafka's batch codecs (`compression.type`), all pure Rust (see `batch`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Compression {
     None,
     Gzip,
+    /// xerial-framed, as the Java client writes it.
     Snappy,
+    /// The LZ4 frame format.
+    Lz4,
+    Zstd,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -45,6 +59,15 @@ pub struct ProducerConfig {
     pub delivery_timeout: Duration,
     /// First pause before retrying a failed produce; doubles up to 1 s.
     pub retry_backoff: Duration,
+    /// Time for one produce request's answer (`request.timeout.ms`), also sent as the broker's
+    /// replication wait.
+    pub request_timeout: Duration,
+    /// Producer id, epoch and sequences on every batch (`enable.idempotence`; needs acks=all,
+    /// the only mode).
+    pub idempotence: bool,
+    /// Produce requests in flight per partition (`max.in.flight.requests.per.connection`, 1-5;
+    /// above 1 only with idempotence, which keeps them in order on retry).
+    pub max_in_flight_per_partition: usize,
 }
 
 impl Default for ProducerConfig {
@@ -56,6 +79,21 @@ impl Default for ProducerConfig {
             compression: Compression::None,
             delivery_timeout: Duration::from_secs(120),
             retry_backoff: Duration::from_millis(100),
+            request_timeout: Duration::from_secs(30),
+            idempotence: true,
+            max_in_flight_per_partition: 5,
+        }
+    }
+}
+
+impl ProducerConfig {
+    /// Requests in flight per partition as the producer applies it: 1 without idempotence
+    /// (whatever is configured, so retries cannot reorder), else 1-5.
+    pub fn in_flight_limit(&self) -> usize {
+        if self.idempotence {
+            self.max_in_flight_per_partition.clamp(1, 5)
+        } else {
+            1
         }
     }
 }
@@ -72,24 +110,16 @@ pub struct OutgoingRecord {
     pub partition: Option<i32>,
 }
 
-impl OutgoingRecord {
-    fn size(&self) -> usize {
-        self.key.as_ref().map_or(0, Vec::len)
-            + self.value.len()
-            + self
-                .headers
-                .iter()
-                .map(|(k, v)| k.len() + v.len())
-                .sum::<usize>()
-            + 32
-    }
-}
-
 /// Where an acknowledged record was written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Delivery {
     pub partition: i32,
-    pub offset: i64,
+    /// The record's offset; `None` when the broker answered DUPLICATE_SEQUENCE_NUMBER (Nisshi's
+    /// SQL engines do): the record *is* written, once, by an earlier attempt whose answer was
+    /// lost, and the broker does not say at which offset. Kafka and Nisshi's memory engine
+    /// answer such a retry with the original offset instead. Java reports the same case as
+    /// offset -1 (`RecordMetadata.hasOffset() == false`).
+    pub offset: Option<i64>,
 }
 
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
@@ -104,6 +134,8 @@ pub enum ProduceError {
     BadPartition { partition: i32, partitions: i32 },
     #[error("not acknowledged by the broker within {timeout:?}: {reason}")]
     DeliveryFailed { timeout: Duration, reason: String },
+    #[error("no producer id for the idempotent producer: {0}")]
+    ProducerId(String),
     #[error("the producer has stopped")]
     Closed,
 }
@@ -115,6 +147,8 @@ pub struct ProducerStats {
     pub sent: u64,
     pub acknowledged: u64,
     pub failed: u64,
+    /// Bytes of `BUFFER_MEMORY_BYTES` taken by records not yet acknowledged.
+    pub buffered_bytes: u64,
 }
 
 impl ProducerStats {
@@ -140,12 +174,15 @@ impl DeliveryTicket {
     }
 }
 
+type Reply = oneshot::Sender<Result<Delivery, ProduceError>>;
+
 /// A record on its way to the accumulator, with the memory it holds.
 struct Queued {
     partition: i32,
     record: OutgoingRecord,
+    cost: RecordCost,
     permit: OwnedSemaphorePermit,
-    reply: Option<oneshot::Sender<Result<Delivery, ProduceError>>>,
+    reply: Option<Reply>,
 }
 
 enum Message {
@@ -183,31 +220,31 @@ impl Producer {
                 other => ProduceError::Metadata(other.to_string()),
             })?;
         let partitions = leaders.len() as i32;
-        let writers = leaders
-            .into_iter()
-            .enumerate()
-            .map(|(partition, leader)| {
-                Some(PartitionWriter::new(
+        let identity = match config.idempotence {
+            true => Some(
+                identity::obtain(
                     settings,
-                    topic,
-                    partition as i32,
-                    leader,
-                ))
-            })
-            .collect();
+                    IdentityRequest::Fresh,
+                    config.request_timeout,
+                    connect_deadline,
+                )
+                .await
+                .map_err(ProduceError::ProducerId)?,
+            ),
+            false => None,
+        };
         let counters = Arc::new(Counters::default());
         let (sender, receiver) = mpsc::channel(4096);
         let buffer_limit = config.buffer_memory_bytes.min(Semaphore::MAX_PERMITS);
-        let accumulator = Accumulator {
+        Accumulator::start(
+            settings.clone(),
+            Arc::from(topic),
             config,
-            writers,
-            counters: Arc::clone(&counters),
-            open: (0..partitions).map(|_| None).collect(),
-            ready: (0..partitions).map(|_| VecDeque::new()).collect(),
-            in_flight: 0,
-            flushes: Vec::new(),
-        };
-        tokio::spawn(accumulator.run(receiver));
+            leaders,
+            identity,
+            Arc::clone(&counters),
+            receiver,
+        );
         Ok(Self {
             topic: Arc::from(topic),
             partitions,
@@ -279,7 +316,8 @@ impl Producer {
         let mut total = 0usize;
         for record in records {
             let partition = self.partition_for(&record)?;
-            let size = record.size();
+            let cost = RecordCost::of(&record, with_tickets);
+            let size = cost.total();
             if size > self.buffer_limit {
                 return Err(ProduceError::RecordTooLarge {
                     size,
@@ -287,7 +325,7 @@ impl Producer {
                 });
             }
             total += size;
-            placed.push((partition, size, record));
+            placed.push((partition, cost, record));
         }
         if placed.is_empty() {
             return Ok(Vec::new());
@@ -298,7 +336,8 @@ impl Producer {
         let mut queued = Vec::with_capacity(placed.len());
         let mut permit: Option<OwnedSemaphorePermit> = None;
         let mut remaining = total;
-        for (partition, size, record) in placed {
+        for (partition, cost, record) in placed {
+            let size = cost.total();
             let available = permit.as_ref().map_or(0, OwnedSemaphorePermit::num_permits);
             if available < size {
                 let wanted = remaining.min(self.buffer_limit).max(size) - available;
@@ -324,6 +363,7 @@ impl Producer {
             queued.push(Queued {
                 partition,
                 record,
+                cost,
                 permit: own,
                 reply,
             });
@@ -355,235 +395,33 @@ impl Producer {
             sent: self.counters.sent.load(Ordering::Relaxed),
             acknowledged: self.counters.acknowledged.load(Ordering::Relaxed),
             failed: self.counters.failed.load(Ordering::Relaxed),
+            buffered_bytes: (self.buffer_limit - self.memory.available_permits()) as u64,
         }
     }
 }
 
-/// Records gathered for one partition.
-struct Batch {
-    records: Vec<OutgoingRecord>,
-    replies: Vec<Option<oneshot::Sender<Result<Delivery, ProduceError>>>>,
-    permit: Option<OwnedSemaphorePermit>,
-    bytes: usize,
-    opened: Instant,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-impl Batch {
-    fn new() -> Self {
-        Self {
-            records: Vec::new(),
-            replies: Vec::new(),
-            permit: None,
-            bytes: 0,
-            opened: Instant::now(),
-        }
-    }
-}
-
-struct Accumulator {
-    config: ProducerConfig,
-    /// Each partition's writer; `None` while its batch is in flight.
-    writers: Vec<Option<PartitionWriter>>,
-    counters: Arc<Counters>,
-    /// The batch each partition is filling, indexed by partition.
-    open: Vec<Option<Batch>>,
-    /// Full or lingered batches waiting for their partition's in-flight request.
-    ready: Vec<VecDeque<Batch>>,
-    in_flight: usize,
-    flushes: Vec<oneshot::Sender<()>>,
-}
-
-impl Accumulator {
-    async fn run(mut self, mut receiver: mpsc::Receiver<Message>) {
-        let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(i32, PartitionWriter)>();
-        let mut closed = false;
-        loop {
-            let next_linger = self
-                .open
-                .iter()
-                .flatten()
-                .map(|b| b.opened + self.config.linger)
-                .min();
-            tokio::select! {
-                message = receiver.recv(), if !closed => match message {
-                    Some(Message::Records(records)) => {
-                        for queued in records {
-                            self.add(queued);
-                        }
-                        self.dispatch(&done_tx);
-                    }
-                    Some(Message::Flush(done)) => {
-                        self.flushes.push(done);
-                        self.close_all_batches();
-                        self.dispatch(&done_tx);
-                    }
-                    None => {
-                        closed = true;
-                        self.close_all_batches();
-                        self.dispatch(&done_tx);
-                    }
-                },
-                Some((partition, writer)) = done_rx.recv() => {
-                    if let Some(slot) = self.writers.get_mut(partition as usize) {
-                        *slot = Some(writer);
-                    }
-                    self.in_flight -= 1;
-                    self.dispatch(&done_tx);
-                }
-                _ = sleep_until(next_linger) => {
-                    let now = Instant::now();
-                    for partition in 0..self.open.len() {
-                        let expired = self.open[partition]
-                            .as_ref()
-                            .is_some_and(|b| b.opened + self.config.linger <= now);
-                        if expired {
-                            self.close_batch(partition as i32);
-                        }
-                    }
-                    self.dispatch(&done_tx);
-                }
-            }
-            if self.idle() {
-                for done in self.flushes.drain(..) {
-                    let _ = done.send(());
-                }
-                if closed {
-                    return;
-                }
-            }
-        }
-    }
-
-    fn idle(&self) -> bool {
-        self.open.iter().all(Option::is_none)
-            && self.in_flight == 0
-            && self.ready.iter().all(VecDeque::is_empty)
-    }
-
-    fn add(&mut self, queued: Queued) {
-        let Queued {
-            partition,
-            record,
-            permit,
-            reply,
-        } = queued;
-        let size = record.size();
-        let Some(slot) = self.open.get_mut(partition as usize) else {
-            return;
+    #[test]
+    fn without_idempotence_one_request_is_in_flight_whatever_is_configured() {
+        let config = ProducerConfig {
+            idempotence: false,
+            max_in_flight_per_partition: 5,
+            ..ProducerConfig::default()
         };
-        let batch = slot.get_or_insert_with(Batch::new);
-        batch.bytes += size;
-        batch.records.push(record);
-        batch.replies.push(reply);
-        match &mut batch.permit {
-            Some(held) => held.merge(permit),
-            None => batch.permit = Some(permit),
-        }
-        if batch.bytes >= self.config.batch_max_bytes {
-            self.close_batch(partition);
-        }
+        assert_eq!(config.in_flight_limit(), 1);
     }
 
-    fn close_batch(&mut self, partition: i32) {
-        let index = partition as usize;
-        if let Some(batch) = self.open.get_mut(index).and_then(Option::take)
-            && let Some(queue) = self.ready.get_mut(index)
-        {
-            queue.push_back(batch);
-        }
-    }
-
-    fn close_all_batches(&mut self) {
-        for partition in 0..self.open.len() {
-            self.close_batch(partition as i32);
-        }
-    }
-
-    /// Starts the next ready batch of every partition that has nothing in flight.
-    fn dispatch(&mut self, done: &mpsc::UnboundedSender<(i32, PartitionWriter)>) {
-        for (index, queue) in self.ready.iter_mut().enumerate() {
-            let partition = index as i32;
-            let Some(slot) = self.writers.get_mut(index) else {
-                continue;
+    #[test]
+    fn with_idempotence_the_limit_stays_within_what_the_broker_deduplicates() {
+        for (configured, applied) in [(0, 1), (3, 3), (5, 5), (9, 5)] {
+            let config = ProducerConfig {
+                max_in_flight_per_partition: configured,
+                ..ProducerConfig::default()
             };
-            if slot.is_none() || queue.is_empty() {
-                continue;
-            }
-            let (Some(mut writer), Some(batch)) = (slot.take(), queue.pop_front()) else {
-                continue;
-            };
-            let config = self.config.clone();
-            let counters = Arc::clone(&self.counters);
-            let done = done.clone();
-            self.in_flight += 1;
-            tokio::spawn(async move {
-                deliver(&mut writer, partition, batch, &config, &counters).await;
-                let _ = done.send((partition, writer));
-            });
+            assert_eq!(config.in_flight_limit(), applied, "{configured}");
         }
     }
-}
-
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
-        None => std::future::pending().await,
-    }
-}
-
-/// Produces one batch, retrying until it is acknowledged or its delivery time-out passes,
-/// then reports every record's outcome and releases its memory.
-async fn deliver(
-    writer: &mut PartitionWriter,
-    partition: i32,
-    batch: Batch,
-    config: &ProducerConfig,
-    counters: &Counters,
-) {
-    let deadline = batch.opened + config.delivery_timeout;
-    let count = batch.records.len() as u64;
-    let mut backoff = config.retry_backoff;
-    let outcome = match PartitionWriter::encode(batch.records, config.compression) {
-        Err(reason) => Err(format!("encoding the batch: {reason}")),
-        Ok(encoded) => loop {
-            let attempt = tokio::time::timeout(
-                deadline.saturating_duration_since(Instant::now()),
-                writer.produce(encoded.clone()),
-            )
-            .await;
-            match attempt {
-                Ok(Ok(base_offset)) => break Ok(base_offset),
-                Ok(Err(e)) if e.retriable && Instant::now() + backoff < deadline => {
-                    tracing::warn!(partition, error = %e.reason, ?backoff, "produce failed; retrying");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(1));
-                }
-                Ok(Err(e)) => break Err(e.reason),
-                Err(_) => break Err("timed out".to_owned()),
-            }
-        },
-    };
-    match outcome {
-        Ok(base_offset) => {
-            counters.acknowledged.fetch_add(count, Ordering::Relaxed);
-            for (index, reply) in batch.replies.into_iter().enumerate() {
-                if let Some(reply) = reply {
-                    let offset = base_offset + index as i64;
-                    let _ = reply.send(Ok(Delivery { partition, offset }));
-                }
-            }
-        }
-        Err(reason) => {
-            tracing::error!(partition, records = count, %reason, "batch failed");
-            counters.failed.fetch_add(count, Ordering::Relaxed);
-            let error = ProduceError::DeliveryFailed {
-                timeout: config.delivery_timeout,
-                reason,
-            };
-            for reply in batch.replies.into_iter().flatten() {
-                let _ = reply.send(Err(error.clone()));
-            }
-        }
-    }
-    drop(batch.permit);
 }

@@ -9,6 +9,7 @@
 mod connection;
 mod env_file;
 mod fetch;
+pub mod producer;
 
 pub use connection::{
     ConnectionSettings, LogFormat, SaslCredentials, SaslMechanism, SecurityProtocol,

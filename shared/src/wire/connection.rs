@@ -143,6 +143,11 @@ impl BrokerConnection {
         Ok(connection)
     }
 
+    /// The authenticated socket and its next correlation id, for the producer, which pipelines.
+    pub(crate) fn into_stream(self) -> (Box<dyn Stream>, i32) {
+        (self.stream, self.next_correlation_id)
+    }
+
     /// Changes the time allowed for each later request (JoinGroup needs longer than most).
     pub fn set_request_timeout(&mut self, timeout: Duration) {
         self.request_timeout = timeout;

@@ -13,3 +13,4 @@ pub mod scram;
 mod transport;
 
 pub use connection::{ApiVersionRange, BrokerConnection, WireError};
+pub(crate) use transport::Stream;

@@ -1,0 +1,625 @@
+//! The producer's one owner of mutable state: open batches, batches ready to send, requests in
+//! flight per partition, each partition's next sequence and connection, and the producer id.
+//!
+//! It must not wait on the network itself: encoding, connecting and InitProducerId run as
+//! spawned work that reports back as an [`Event`], and answers arrive as futures it polls, so
+//! one slow partition never holds up another. The choice a reader may question: after any
+//! failed attempt the partition's connection is closed and every request still on it is
+//! resent, in sequence order, once all of them have come back — one rule for lost answers,
+//! time-outs and error codes, which keeps a partition in order with up to five requests in
+//! flight. With idempotence the broker recognises the resent batches it already wrote.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use bytes::BytesMut;
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::settings::ConnectionSettings;
+
+use super::batch::{self, ProducerIdentity};
+use super::errors::{Reaction, classify_produce};
+use super::identity::{self, IdentityRequest};
+use super::partition::{
+    Encoded, Link, MAX_BACKOFF, OpenBatch, PartitionState, SealedBatch, stamped,
+};
+use super::pipeline::{self, Answer, Pipeline};
+use super::{Counters, Delivery, Message, ProduceError, ProducerConfig, Queued};
+
+/// Spawned work reporting back.
+enum Event {
+    Encoded {
+        partition: usize,
+        id: u64,
+        result: Result<BytesMut, String>,
+    },
+    Connected {
+        partition: usize,
+        result: Result<(Pipeline, String), String>,
+    },
+    Identity(Result<ProducerIdentity, String>),
+}
+
+type AnswerFuture = Pin<Box<dyn Future<Output = (usize, u64, Answer)> + Send>>;
+
+/// The producer id this producer writes with.
+enum IdentityState {
+    Disabled,
+    Ready(ProducerIdentity),
+    /// Needed before anything more is sent; asked for once nothing is in flight.
+    Wanted {
+        request: IdentityRequest,
+        not_before: Instant,
+    },
+    Asking,
+}
+
+pub(super) struct Accumulator {
+    settings: ConnectionSettings,
+    topic: Arc<str>,
+    config: ProducerConfig,
+    counters: Arc<Counters>,
+    partitions: Vec<PartitionState>,
+    identity: IdentityState,
+    next_batch_id: u64,
+    flushes: Vec<oneshot::Sender<()>>,
+    events: mpsc::UnboundedSender<Event>,
+    answers: FuturesUnordered<AnswerFuture>,
+}
+
+impl Accumulator {
+    pub(super) fn start(
+        settings: ConnectionSettings,
+        topic: Arc<str>,
+        config: ProducerConfig,
+        leaders: Vec<String>,
+        identity: Option<ProducerIdentity>,
+        counters: Arc<Counters>,
+        receiver: mpsc::Receiver<Message>,
+    ) {
+        let (events, event_receiver) = mpsc::unbounded_channel();
+        let partitions = leaders
+            .into_iter()
+            .map(|leader| PartitionState::new(leader, config.retry_backoff))
+            .collect();
+        let accumulator = Self {
+            settings,
+            topic,
+            identity: match identity {
+                Some(identity) => IdentityState::Ready(identity),
+                None => IdentityState::Disabled,
+            },
+            config,
+            counters,
+            partitions,
+            next_batch_id: 0,
+            flushes: Vec::new(),
+            events,
+            answers: FuturesUnordered::new(),
+        };
+        tokio::spawn(accumulator.run(receiver, event_receiver));
+    }
+
+    async fn run(
+        mut self,
+        mut receiver: mpsc::Receiver<Message>,
+        mut events: mpsc::UnboundedReceiver<Event>,
+    ) {
+        let mut closed = false;
+        loop {
+            let wake = self.next_wake();
+            tokio::select! {
+                message = receiver.recv(), if !closed => match message {
+                    Some(Message::Records(records)) => {
+                        for queued in records {
+                            self.add(queued);
+                        }
+                    }
+                    Some(Message::Flush(done)) => {
+                        self.flushes.push(done);
+                        self.close_all_batches();
+                    }
+                    None => {
+                        closed = true;
+                        self.close_all_batches();
+                    }
+                },
+                Some(event) = events.recv() => self.on_event(event),
+                Some((partition, id, answer)) = self.answers.next(), if !self.answers.is_empty() => {
+                    self.on_answer(partition, id, answer);
+                }
+                () = sleep_until(wake) => self.close_lingered_batches(),
+            }
+            self.dispatch();
+            if self.idle() {
+                for done in self.flushes.drain(..) {
+                    let _ = done.send(());
+                }
+                if closed {
+                    return;
+                }
+            }
+        }
+    }
+
+    fn idle(&self) -> bool {
+        self.partitions.iter().all(|p| {
+            p.open.is_none()
+                && p.ready.is_empty()
+                && p.in_flight.is_empty()
+                && p.returned.is_empty()
+        })
+    }
+
+    fn nothing_in_flight(&self) -> bool {
+        self.partitions
+            .iter()
+            .all(|p| p.in_flight.is_empty() && p.returned.is_empty())
+    }
+
+    /// The earliest of: a batch's linger ends, a partition's backoff ends, a waiting batch's
+    /// delivery time-out passes, the next InitProducerId may be sent.
+    fn next_wake(&self) -> Option<Instant> {
+        let linger = self.config.linger;
+        let timeout = self.config.delivery_timeout;
+        let partitions = self.partitions.iter().flat_map(|p| {
+            let lingered = p.open.as_ref().map(|b| b.opened + linger);
+            let retry = p.retry_at.filter(|_| !p.ready.is_empty());
+            let expiry = p
+                .ready
+                .front()
+                .filter(|b| !matches!(b.data, Encoded::Pending))
+                .map(|b| b.opened + timeout);
+            [lingered, retry, expiry]
+        });
+        let identity = match &self.identity {
+            // Asked for once nothing is in flight; until then answers wake us.
+            IdentityState::Wanted { not_before, .. } if self.nothing_in_flight() => {
+                Some(*not_before)
+            }
+            _ => None,
+        };
+        partitions.chain([identity]).flatten().min()
+    }
+
+    fn add(&mut self, queued: Queued) {
+        let Queued {
+            partition,
+            record,
+            cost,
+            permit,
+            reply,
+        } = queued;
+        let index = partition as usize;
+        let Some(state) = self.partitions.get_mut(index) else {
+            return;
+        };
+        let batch = state.open.get_or_insert_with(|| OpenBatch {
+            records: Vec::new(),
+            replies: Vec::new(),
+            permit: None,
+            encoded_bytes: 0,
+            in_memory_bytes: 0,
+            opened: Instant::now(),
+        });
+        batch.encoded_bytes += cost.encoded;
+        batch.in_memory_bytes += cost.in_memory;
+        batch.records.push(record);
+        batch.replies.push(reply);
+        match &mut batch.permit {
+            Some(held) => held.merge(permit),
+            None => batch.permit = Some(permit),
+        }
+        if batch.encoded_bytes >= self.config.batch_max_bytes {
+            self.close_batch(index);
+        }
+    }
+
+    fn close_lingered_batches(&mut self) {
+        let now = Instant::now();
+        for index in 0..self.partitions.len() {
+            let expired = self.partitions[index]
+                .open
+                .as_ref()
+                .is_some_and(|b| b.opened + self.config.linger <= now);
+            if expired {
+                self.close_batch(index);
+            }
+        }
+    }
+
+    fn close_all_batches(&mut self) {
+        for index in 0..self.partitions.len() {
+            self.close_batch(index);
+        }
+    }
+
+    /// Seals a partition's open batch and encodes it off this task.
+    fn close_batch(&mut self, index: usize) {
+        let Some(state) = self.partitions.get_mut(index) else {
+            return;
+        };
+        let Some(open) = state.open.take() else {
+            return;
+        };
+        let id = self.next_batch_id;
+        self.next_batch_id += 1;
+        let count = open.records.len();
+        state.ready.push_back(SealedBatch {
+            id,
+            data: Encoded::Pending,
+            count,
+            replies: open.replies,
+            permit: open.permit,
+            in_memory_bytes: open.in_memory_bytes,
+            encoded_bytes: open.encoded_bytes,
+            opened: open.opened,
+            base_sequence: None,
+            sent: false,
+        });
+        let records = open.records;
+        let compression = self.config.compression;
+        let events = self.events.clone();
+        tokio::spawn(async move {
+            let result = batch::encode(records, compression);
+            let _ = events.send(Event::Encoded {
+                partition: index,
+                id,
+                result,
+            });
+        });
+    }
+
+    fn on_event(&mut self, event: Event) {
+        match event {
+            Event::Encoded {
+                partition,
+                id,
+                result,
+            } => {
+                let Some(batch) = self
+                    .partitions
+                    .get_mut(partition)
+                    .and_then(|p| p.ready.iter_mut().find(|b| b.id == id))
+                else {
+                    return;
+                };
+                // The records' in-memory form is gone; keep only what the encoded batch holds.
+                let keep = match &result {
+                    Ok(bytes) => bytes.len().min(batch.encoded_bytes),
+                    Err(_) => 0,
+                };
+                if let Some(permit) = batch.permit.as_mut() {
+                    let release = permit.num_permits().saturating_sub(keep);
+                    drop(permit.split(release));
+                }
+                batch.in_memory_bytes = 0;
+                batch.data = match result {
+                    Ok(bytes) => Encoded::Fresh(bytes),
+                    Err(reason) => Encoded::Failed(format!("encoding the batch: {reason}")),
+                };
+            }
+            Event::Connected { partition, result } => {
+                let Some(state) = self.partitions.get_mut(partition) else {
+                    return;
+                };
+                match result {
+                    Ok((pipeline, leader)) => {
+                        state.link = Link::Up(pipeline);
+                        state.leader = leader;
+                        state.leader_stale = false;
+                    }
+                    Err(reason) => {
+                        tracing::warn!(topic = %self.topic, partition, %reason, backoff = ?state.backoff, "cannot reach the partition leader; retrying");
+                        state.link = Link::Down;
+                        state.leader_stale = true;
+                        state.retry_at = Some(Instant::now() + state.backoff);
+                        state.backoff = (state.backoff * 2).min(MAX_BACKOFF);
+                    }
+                }
+            }
+            Event::Identity(result) => match result {
+                Ok(identity) => {
+                    tracing::info!(topic = %self.topic, producer_id = identity.id, epoch = identity.epoch, "producer identity; sequences restart at 0");
+                    self.identity = IdentityState::Ready(identity);
+                    for state in &mut self.partitions {
+                        state.next_sequence = 0;
+                        for batch in &mut state.ready {
+                            batch.base_sequence = None;
+                        }
+                    }
+                }
+                Err(reason) => {
+                    tracing::error!(topic = %self.topic, %reason, "no producer id; waiting batches fail");
+                    let error = reason.clone();
+                    for index in 0..self.partitions.len() {
+                        while let Some(batch) = self.partitions[index].ready.pop_front() {
+                            self.fail(index, batch, error.clone());
+                        }
+                    }
+                    self.identity = IdentityState::Wanted {
+                        request: IdentityRequest::Fresh,
+                        not_before: Instant::now() + MAX_BACKOFF,
+                    };
+                }
+            },
+        }
+    }
+
+    /// Sends what may be sent: up to `max_in_flight_per_partition` encoded batches per
+    /// partition, unless the partition is waiting for its failed requests, backing off,
+    /// connecting, or the producer is waiting for a new identity.
+    fn dispatch(&mut self) {
+        let now = Instant::now();
+        self.expire_waiting_batches(now);
+        if let IdentityState::Wanted {
+            request,
+            not_before,
+        } = self.identity
+            && now >= not_before
+            && self.nothing_in_flight()
+        {
+            self.ask_for_identity(request);
+        }
+        for state in &mut self.partitions {
+            if state.retry_at.is_some_and(|at| at <= now) {
+                state.retry_at = None;
+            }
+        }
+        let identity = match self.identity {
+            IdentityState::Disabled => None,
+            IdentityState::Ready(identity) => Some(identity),
+            IdentityState::Wanted { .. } | IdentityState::Asking => return,
+        };
+        let mut unencodable = Vec::new();
+        let mut to_connect = Vec::new();
+        for index in 0..self.partitions.len() {
+            let state = &mut self.partitions[index];
+            if state.ready.is_empty() || !state.returned.is_empty() || state.retry_at.is_some() {
+                continue;
+            }
+            let pipeline = match &mut state.link {
+                Link::Up(pipeline) => pipeline,
+                Link::Connecting => continue,
+                Link::Down => {
+                    to_connect.push(index);
+                    continue;
+                }
+            };
+            while state.in_flight.len() < self.config.in_flight_limit() {
+                let Some(front) = state.ready.front() else {
+                    break;
+                };
+                match &front.data {
+                    Encoded::Pending => break,
+                    Encoded::Failed(reason) => {
+                        let reason = reason.clone();
+                        if let Some(batch) = state.ready.pop_front() {
+                            unencodable.push((index, batch, reason));
+                        }
+                        continue;
+                    }
+                    Encoded::Fresh(_) | Encoded::Stamped { .. } => {}
+                }
+                let Some(mut batch) = state.ready.pop_front() else {
+                    break;
+                };
+                let base_sequence = match (identity, batch.base_sequence) {
+                    (None, _) => -1,
+                    (Some(_), Some(sequence)) => sequence,
+                    (Some(_), None) => {
+                        let sequence = state.next_sequence;
+                        // Kafka's sequences wrap from i32::MAX to 0.
+                        state.next_sequence =
+                            ((i64::from(sequence) + batch.count as i64) % (1 << 31)) as i32;
+                        sequence
+                    }
+                };
+                batch.base_sequence = Some(base_sequence);
+                let bytes = stamped(&mut batch.data, identity, base_sequence);
+                batch.sent = true;
+                let answer = pipeline.send(bytes);
+                let id = batch.id;
+                self.answers
+                    .push(Box::pin(async move { (index, id, answer.await) }));
+                state.in_flight.push_back(batch);
+            }
+        }
+        for (index, batch, reason) in unencodable {
+            self.fail(index, batch, reason);
+        }
+        for index in to_connect {
+            self.connect(index);
+        }
+    }
+
+    fn expire_waiting_batches(&mut self, now: Instant) {
+        let timeout = self.config.delivery_timeout;
+        for index in 0..self.partitions.len() {
+            while self.partitions[index]
+                .ready
+                .front()
+                .is_some_and(|b| b.opened + timeout <= now && !matches!(b.data, Encoded::Pending))
+            {
+                if let Some(batch) = self.partitions[index].ready.pop_front() {
+                    self.fail(index, batch, "timed out waiting to be sent".into());
+                }
+            }
+        }
+    }
+
+    fn connect(&mut self, index: usize) {
+        let state = &mut self.partitions[index];
+        state.link = Link::Connecting;
+        let settings = self.settings.clone();
+        let topic = Arc::clone(&self.topic);
+        let (leader, stale) = (state.leader.clone(), state.leader_stale);
+        let timeout = self.config.request_timeout;
+        let events = self.events.clone();
+        let partition = index as i32;
+        tokio::spawn(async move {
+            let leader = if stale {
+                pipeline::find_leader(&settings, &topic, partition, timeout)
+                    .await
+                    .unwrap_or(leader)
+            } else {
+                leader
+            };
+            let result = Pipeline::open(&settings, &leader, &topic, partition, timeout)
+                .await
+                .map(|pipeline| (pipeline, leader));
+            let _ = events.send(Event::Connected {
+                partition: index,
+                result,
+            });
+        });
+    }
+
+    fn ask_for_identity(&mut self, request: IdentityRequest) {
+        self.identity = IdentityState::Asking;
+        let settings = self.settings.clone();
+        let (timeout, deadline) = (self.config.request_timeout, self.config.delivery_timeout);
+        let events = self.events.clone();
+        tokio::spawn(async move {
+            let result = identity::obtain(&settings, request, timeout, deadline).await;
+            let _ = events.send(Event::Identity(result));
+        });
+    }
+
+    /// Asks for a new identity before anything more is sent (the first request wins).
+    fn want_identity(&mut self, request: IdentityRequest) {
+        if let IdentityState::Ready(_) = self.identity {
+            self.identity = IdentityState::Wanted {
+                request,
+                not_before: Instant::now(),
+            };
+        }
+    }
+
+    fn current_identity(&self) -> Option<ProducerIdentity> {
+        match self.identity {
+            IdentityState::Ready(identity) => Some(identity),
+            _ => None,
+        }
+    }
+
+    fn on_answer(&mut self, index: usize, id: u64, answer: Answer) {
+        let Some(state) = self.partitions.get_mut(index) else {
+            return;
+        };
+        let Some(position) = state.in_flight.iter().position(|b| b.id == id) else {
+            return;
+        };
+        let Some(batch) = state.in_flight.remove(position) else {
+            return;
+        };
+        let idempotent = self.config.idempotence;
+        let (reaction, offset, reason) = match answer {
+            Ok((code, offset, message)) => (
+                classify_produce(code, idempotent),
+                offset,
+                format!(
+                    "broker error {code}{}",
+                    message.map(|m| format!(" ({m})")).unwrap_or_default()
+                ),
+            ),
+            Err(reason) => (
+                Reaction::Retry {
+                    refresh_leader: true,
+                },
+                -1,
+                reason,
+            ),
+        };
+        match reaction {
+            Reaction::Written => {
+                state.backoff = self.config.retry_backoff;
+                self.complete(index, batch, Some(offset));
+            }
+            Reaction::AlreadyWritten => {
+                tracing::debug!(topic = %self.topic, partition = index, records = batch.count, "DUPLICATE_SEQUENCE_NUMBER: written by an earlier attempt, offset unknown");
+                state.backoff = self.config.retry_backoff;
+                self.complete(index, batch, None);
+            }
+            Reaction::Fail => {
+                state.link = Link::Down;
+                self.fail(index, batch, reason);
+            }
+            Reaction::Retry { refresh_leader } => {
+                state.link = Link::Down;
+                state.leader_stale |= refresh_leader;
+                self.retry_later(index, batch, reason);
+            }
+            Reaction::RetryWithBumpedEpoch => {
+                state.link = Link::Down;
+                if let Some(current) = self.current_identity() {
+                    self.want_identity(IdentityRequest::Bump(current));
+                }
+                self.retry_later(index, batch, reason);
+            }
+            Reaction::RetryWithNewProducerId => {
+                state.link = Link::Down;
+                self.want_identity(IdentityRequest::Fresh);
+                self.retry_later(index, batch, reason);
+            }
+        }
+        self.partitions[index].resume_if_drained();
+    }
+
+    /// Keeps a failed attempt for resending, unless its delivery time-out would pass first.
+    fn retry_later(&mut self, index: usize, batch: SealedBatch, reason: String) {
+        let state = &mut self.partitions[index];
+        if Instant::now() + state.backoff >= batch.opened + self.config.delivery_timeout {
+            return self.fail(index, batch, reason);
+        }
+        tracing::warn!(topic = %self.topic, partition = index, error = %reason, backoff = ?state.backoff, "produce failed; retrying");
+        state.returned.push(batch);
+    }
+
+    fn complete(&mut self, index: usize, batch: SealedBatch, base_offset: Option<i64>) {
+        self.counters
+            .acknowledged
+            .fetch_add(batch.count as u64, Ordering::Relaxed);
+        let partition = index as i32;
+        for (position, reply) in batch.replies.into_iter().enumerate() {
+            if let Some(reply) = reply {
+                let offset = base_offset.map(|base| base + position as i64);
+                let _ = reply.send(Ok(Delivery { partition, offset }));
+            }
+        }
+        drop(batch.permit);
+    }
+
+    fn fail(&mut self, index: usize, batch: SealedBatch, reason: String) {
+        tracing::error!(topic = %self.topic, partition = index, records = batch.count, %reason, "batch failed");
+        // A batch the broker may hold leaves a sequence we will never fill: start a new epoch
+        // so later batches are not refused as out of order (Java does the same).
+        if batch.sent
+            && let Some(current) = self.current_identity()
+        {
+            self.want_identity(IdentityRequest::Bump(current));
+        }
+        self.counters
+            .failed
+            .fetch_add(batch.count as u64, Ordering::Relaxed);
+        let error = ProduceError::DeliveryFailed {
+            timeout: self.config.delivery_timeout,
+            reason,
+        };
+        for reply in batch.replies.into_iter().flatten() {
+            let _ = reply.send(Err(error.clone()));
+        }
+        drop(batch.permit);
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
+        None => std::future::pending().await,
+    }
+}
