@@ -7,6 +7,7 @@
 
 use std::time::Duration;
 
+use shared::control::ControlTopics;
 use shared::producer::{Compression, ProducerConfig};
 use shared::settings::{
     ConnectionSettings, SettingsError, SettingsSource, Variable, common_variables,
@@ -38,6 +39,8 @@ pub struct ProducerSettings {
     pub topic_partitions: i32,
     pub replication_factor: i16,
     pub producer: ProducerConfig,
+    /// The live control plane (`shared::control`).
+    pub control: ControlTopics,
 }
 
 pub fn variables() -> Vec<Variable> {
@@ -77,6 +80,8 @@ pub fn variables() -> Vec<Variable> {
             "Milliseconds an order may take to be acknowledged before it counts as failed (1000-3600000).",
         ),
     ]);
+    // The live control plane: where desired settings are read and status is written.
+    variables.extend(shared::control::variables());
     variables
 }
 
@@ -150,6 +155,7 @@ impl ProducerSettings {
                 delivery_timeout: source.millis("DELIVERY_TIMEOUT_MS", 1000, 3_600_000)?,
                 ..ProducerConfig::default()
             },
+            control: ControlTopics::from_source(source)?,
         })
     }
 }
