@@ -141,6 +141,7 @@ pub fn variables() -> Vec<Variable> {
         ),
     ]);
     variables.extend(TopicWaitSettings::variables());
+    variables.extend(crate::live::variables());
     variables
 }
 
