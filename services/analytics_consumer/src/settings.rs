@@ -27,6 +27,8 @@ pub struct AnalyticsSettings {
     pub http_host: IpAddr,
     pub http_port: u16,
     pub topic_wait: TopicWaitSettings,
+    /// The ripple view and the control endpoint (`pipeline`, `control_api`).
+    pub pipeline: crate::pipeline::PipelineSettings,
 }
 
 pub fn variables() -> Vec<Variable> {
@@ -76,6 +78,7 @@ pub fn variables() -> Vec<Variable> {
         ),
     ]);
     variables.extend(TopicWaitSettings::variables());
+    variables.extend(crate::pipeline::variables());
     variables
 }
 
@@ -104,6 +107,7 @@ impl AnalyticsSettings {
             })?,
             http_port: source.integer("HTTP_PORT", 1, 65535)?,
             topic_wait: TopicWaitSettings::from_source(source)?,
+            pipeline: crate::pipeline::PipelineSettings::from_source(source)?,
         })
     }
 }
