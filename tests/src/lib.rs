@@ -11,6 +11,7 @@ pub mod group;
 pub mod names;
 pub mod peers;
 pub mod pipeline;
+pub mod playground;
 
 pub use broker::{TestBroker, shared_broker};
 pub use names::unique_name;

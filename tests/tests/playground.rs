@@ -1,0 +1,415 @@
+//! The live playground against a real broker and the three real services: settings changed
+//! through `POST /control` take effect without a restart, bad input is refused with nothing
+//! written, services survive losing the control topic, and `MEMBERS` scales the inventory
+//! group inside one process while every order still gets exactly one outcome.
+
+use std::time::{Duration, Instant};
+
+use integration_tests::pipeline::{Pipeline, Service, exclusive};
+use integration_tests::playground::{
+    create_compacted, delete_topic, end_offset, get_json, post_json, request, with_control_plane,
+};
+use integration_tests::shared_broker;
+use serde_json::Value;
+
+const LIMIT: Duration = Duration::from_secs(120);
+
+/// Waits until `GET /control` lists the live settings of both services (their status has
+/// been read), so a write can be checked against their rules.
+async fn until_services_known(pipeline: &mut Pipeline) {
+    let port = pipeline.http_port;
+    let started = Instant::now();
+    loop {
+        let control = get_json(port, "/control");
+        let known = |service: &str| control["live"][service]["knobs"].is_object();
+        if known("producer-order") && known("inventory-consumer") {
+            return;
+        }
+        if started.elapsed() > LIMIT {
+            pipeline.fail(&format!("services never appeared in /control: {control}"));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn effective(metrics: &Value, service: &str, setting: &str) -> (String, String) {
+    let entry = &metrics["pipeline"]["settings"][service][setting];
+    (
+        entry["value"].as_str().unwrap_or_default().to_owned(),
+        entry["source"].as_str().unwrap_or_default().to_owned(),
+    )
+}
+
+fn start_all(pipeline: &mut Pipeline) {
+    pipeline.start(Service::Analytics);
+    pipeline.start(Service::Inventory);
+    pipeline.start(Service::Producer);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_control_input_gets_the_right_4xx_and_nothing_is_written() {
+    let _slot = exclusive().await;
+    let bootstrap = shared_broker().bootstrap();
+    let mut pipeline = Pipeline::create(&bootstrap, "control-bad", 6).await;
+    let (control, _) = with_control_plane(&mut pipeline, &bootstrap).await;
+    pipeline.set(Service::Producer, "MODE", "steady");
+    pipeline.set(Service::Producer, "RATE_PER_SEC", 100);
+    pipeline.set(Service::Producer, "TOTAL_EVENTS", 0);
+    pipeline.set(Service::Analytics, "CONTROL_TOKEN", "s3cret");
+    start_all(&mut pipeline);
+    until_services_known(&mut pipeline).await;
+    let port = pipeline.http_port;
+    let auth = [("Authorization", "Bearer s3cret")];
+    let before = end_offset(&bootstrap, &control).await;
+
+    let cases: Vec<(&str, u16, Vec<(&str, &str)>, String, &str)> = vec![
+        (
+            "unknown service",
+            400,
+            auth.to_vec(),
+            r#"{"billing": {"RATE_PER_SEC": 5}}"#.into(),
+            "unknown service \"billing\"",
+        ),
+        (
+            "unknown setting",
+            400,
+            auth.to_vec(),
+            r#"{"producer-order": {"BOOTSTRAP_SERVERS": "x:1"}}"#.into(),
+            "BOOTSTRAP_SERVERS is not a live setting",
+        ),
+        (
+            "FAIL_RATE=2 beside a good value",
+            400,
+            auth.to_vec(),
+            r#"{"inventory-consumer": {"THROTTLE_MS": 5, "FAIL_RATE": 2}}"#.into(),
+            "inventory-consumer: invalid value for FAIL_RATE: \"2\" (accepted: a number from 0 to 1)",
+        ),
+        (
+            "not JSON",
+            400,
+            auth.to_vec(),
+            "RATE_PER_SEC=5".into(),
+            "not JSON",
+        ),
+        (
+            "oversized",
+            413,
+            auth.to_vec(),
+            format!(
+                r#"{{"producer-order": {{"MODE": "{}"}}}}"#,
+                "x".repeat(20_000)
+            ),
+            "larger than",
+        ),
+        (
+            "no token",
+            401,
+            vec![],
+            r#"{"producer-order": {"RATE_PER_SEC": 5}}"#.into(),
+            "Bearer",
+        ),
+        (
+            "wrong token",
+            401,
+            vec![("Authorization", "Bearer guess")],
+            r#"{"producer-order": {"RATE_PER_SEC": 5}}"#.into(),
+            "Bearer",
+        ),
+        (
+            "foreign Origin",
+            403,
+            [auth[0], ("Origin", "http://evil.example")].to_vec(),
+            r#"{"producer-order": {"RATE_PER_SEC": 5}}"#.into(),
+            "Origin",
+        ),
+    ];
+    for (what, status, extra, body, message) in cases {
+        let answer = post_json(port, "/control", &body, &extra);
+        assert_eq!(answer.status, status, "{what}: {}", answer.body);
+        assert!(
+            answer.body.contains(message),
+            "{what}: {} lacks {message:?}",
+            answer.body
+        );
+    }
+    let host = "evil.example:8080".to_owned();
+    let rebinding = request(
+        port,
+        "POST",
+        "/control",
+        &[
+            ("Host", &host),
+            ("Content-Type", "application/json"),
+            auth[0],
+        ],
+        br#"{"producer-order": {"RATE_PER_SEC": 5}}"#,
+    )
+    .expect("analytics answers");
+    assert_eq!(
+        rebinding.status, 403,
+        "a Host not on the allow-list: {}",
+        rebinding.body
+    );
+    let form_host = format!("127.0.0.1:{port}");
+    let form = request(
+        port,
+        "POST",
+        "/control",
+        &[
+            ("Host", &form_host),
+            ("Content-Type", "application/x-www-form-urlencoded"),
+            auth[0],
+        ],
+        b"producer-order=1",
+    )
+    .expect("analytics answers");
+    assert_eq!(form.status, 415, "a form post: {}", form.body);
+
+    assert_eq!(
+        end_offset(&bootstrap, &control).await,
+        before,
+        "nothing was written"
+    );
+    for service in [Service::Producer, Service::Inventory, Service::Analytics] {
+        assert!(pipeline.is_running(service), "{service:?} is unaffected");
+    }
+    let metrics = pipeline.metrics().expect("metrics");
+    assert_eq!(
+        effective(&metrics, "inventory-consumer", "THROTTLE_MS").1,
+        "env file"
+    );
+
+    // The same request with the token and good values is accepted and written once.
+    let good = post_json(
+        port,
+        "/control",
+        r#"{"inventory-consumer": {"THROTTLE_MS": 5}}"#,
+        &auth,
+    );
+    assert_eq!(good.status, 200, "{}", good.body);
+    assert_eq!(
+        good.json()["accepted"]["inventory-consumer"]["THROTTLE_MS"],
+        "5"
+    );
+    assert_eq!(end_offset(&bootstrap, &control).await, before + 1);
+    pipeline
+        .metrics_until("THROTTLE_MS=5 to be live", LIMIT, |m| {
+            effective(m, "inventory-consumer", "THROTTLE_MS") == ("5".into(), "live".into())
+        })
+        .await;
+    let secrets = get_json(port, "/control").to_string();
+    assert!(
+        !secrets.contains("s3cret"),
+        "the token never appears: {secrets}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_rate_change_shows_in_metrics_within_five_seconds() {
+    let _slot = exclusive().await;
+    let bootstrap = shared_broker().bootstrap();
+    let mut pipeline = Pipeline::create(&bootstrap, "control-rate", 6).await;
+    with_control_plane(&mut pipeline, &bootstrap).await;
+    pipeline.set(Service::Producer, "MODE", "steady");
+    pipeline.set(Service::Producer, "RATE_PER_SEC", 500);
+    pipeline.set(Service::Producer, "TOTAL_EVENTS", 0);
+    start_all(&mut pipeline);
+    until_services_known(&mut pipeline).await;
+    let rate = |m: &Value| {
+        m["pipeline"]["producer"]["actual_rate"]
+            .as_f64()
+            .unwrap_or(0.0)
+    };
+    pipeline
+        .metrics_until("the producer at about 500/s", LIMIT, |m| {
+            (400.0..=650.0).contains(&rate(m))
+        })
+        .await;
+
+    let port = pipeline.http_port;
+    let asked = Instant::now();
+    let answer = post_json(
+        port,
+        "/control",
+        r#"{"producer-order": {"RATE_PER_SEC": 3000}}"#,
+        &[],
+    );
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let metrics = pipeline
+        .metrics_until(
+            "the measured rate to follow to 3000/s",
+            Duration::from_secs(5),
+            |m| rate(m) >= 2400.0,
+        )
+        .await;
+    let followed = asked.elapsed();
+    assert_eq!(metrics["pipeline"]["producer"]["target_rate"], 3000.0);
+    assert_eq!(
+        effective(&metrics, "producer-order", "RATE_PER_SEC"),
+        ("3000".into(), "live".into())
+    );
+    eprintln!("measured rate followed 500 -> 3000/s in {followed:?}");
+
+    // A tombstone returns the setting to the env file's value.
+    let reset = post_json(
+        port,
+        "/control",
+        r#"{"producer-order": {"RATE_PER_SEC": null}}"#,
+        &[],
+    );
+    assert_eq!(reset.status, 200, "{}", reset.body);
+    pipeline
+        .metrics_until("RATE_PER_SEC back to its start-up value", LIMIT, |m| {
+            effective(m, "producer-order", "RATE_PER_SEC").1 == "environment"
+                && (400.0..=650.0).contains(&rate(m))
+        })
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn services_keep_their_settings_when_the_control_topic_is_deleted_and_obey_it_when_recreated()
+{
+    let _slot = exclusive().await;
+    let bootstrap = shared_broker().bootstrap();
+    let mut pipeline = Pipeline::create(&bootstrap, "control-lost", 6).await;
+    let (control, _) = with_control_plane(&mut pipeline, &bootstrap).await;
+    pipeline.set(Service::Producer, "MODE", "steady");
+    pipeline.set(Service::Producer, "RATE_PER_SEC", 100);
+    pipeline.set(Service::Producer, "TOTAL_EVENTS", 0);
+    start_all(&mut pipeline);
+    until_services_known(&mut pipeline).await;
+    let port = pipeline.http_port;
+    let answer = post_json(
+        port,
+        "/control",
+        r#"{"producer-order": {"RATE_PER_SEC": 300}, "inventory-consumer": {"MAX_RETRIES": 7}}"#,
+        &[],
+    );
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let live = |m: &Value, service: &str, setting: &str, value: &str| {
+        effective(m, service, setting) == (value.into(), "live".into())
+    };
+    pipeline
+        .metrics_until("both live values applied", LIMIT, |m| {
+            live(m, "producer-order", "RATE_PER_SEC", "300")
+                && live(m, "inventory-consumer", "MAX_RETRIES", "7")
+        })
+        .await;
+
+    delete_topic(&bootstrap, &control).await;
+    // Each service notices and says so in its status (the control topic is unreadable) ...
+    let metrics = pipeline
+        .metrics_until(
+            "the services to report the control topic unreadable",
+            LIMIT,
+            |m| {
+                ["producer-order", "inventory-consumer"]
+                    .iter()
+                    .all(|s| m["pipeline"]["services"][s]["control_unreadable"].is_string())
+            },
+        )
+        .await;
+    // ... and keeps its settings.
+    assert!(
+        live(&metrics, "producer-order", "RATE_PER_SEC", "300"),
+        "{}",
+        metrics["pipeline"]["settings"]
+    );
+    assert!(live(&metrics, "inventory-consumer", "MAX_RETRIES", "7"));
+    for service in [Service::Producer, Service::Inventory, Service::Analytics] {
+        assert!(pipeline.is_running(service), "{service:?} keeps running");
+    }
+
+    create_compacted(&bootstrap, &control).await;
+    let answer = post_json(
+        port,
+        "/control",
+        r#"{"producer-order": {"RATE_PER_SEC": 400}}"#,
+        &[],
+    );
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let metrics = pipeline
+        .metrics_until("control to work again", LIMIT, |m| {
+            live(m, "producer-order", "RATE_PER_SEC", "400")
+        })
+        .await;
+    assert!(
+        live(&metrics, "inventory-consumer", "MAX_RETRIES", "7"),
+        "the other live value was kept"
+    );
+}
+
+/// The members of the inventory group as `/metrics` shows them: partitions per member.
+fn member_partitions(metrics: &Value) -> Vec<usize> {
+    let mut counts: Vec<usize> = metrics["pipeline"]["inventory_group"]["members"]
+        .as_array()
+        .map(|members| {
+            members
+                .iter()
+                .map(|m| m["partitions"].as_array().map_or(0, Vec::len))
+                .collect()
+        })
+        .unwrap_or_default();
+    counts.sort_unstable();
+    counts
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_one_three_one_moves_partitions_and_every_order_reconciles() {
+    let _slot = exclusive().await;
+    let bootstrap = shared_broker().bootstrap();
+    let mut pipeline = Pipeline::create(&bootstrap, "control-members", 6).await;
+    with_control_plane(&mut pipeline, &bootstrap).await;
+    const ORDERS: u64 = 12_000;
+    pipeline.set(Service::Producer, "MODE", "steady");
+    pipeline.set(Service::Producer, "RATE_PER_SEC", 400);
+    pipeline.set(Service::Producer, "TOTAL_EVENTS", ORDERS);
+    pipeline.set(Service::Inventory, "FAIL_RATE", "0.05");
+    start_all(&mut pipeline);
+    until_services_known(&mut pipeline).await;
+    let port = pipeline.http_port;
+    pipeline
+        .metrics_until("one member with all six partitions", LIMIT, |m| {
+            member_partitions(m) == vec![6]
+        })
+        .await;
+
+    let answer = post_json(
+        port,
+        "/control",
+        r#"{"inventory-consumer": {"MEMBERS": 3}}"#,
+        &[],
+    );
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let metrics = pipeline
+        .metrics_until("three members with two partitions each", LIMIT, |m| {
+            member_partitions(m) == vec![2, 2, 2]
+                && m["pipeline"]["inventory_group"]["state"] == "Stable"
+        })
+        .await;
+    let rebalances = metrics["pipeline"]["inventory_group"]["rebalances"]
+        .as_array()
+        .map_or(0, Vec::len);
+    assert!(
+        rebalances >= 3,
+        "the scale-up shows in the rebalance timeline: {rebalances}"
+    );
+
+    let answer = post_json(
+        port,
+        "/control",
+        r#"{"inventory-consumer": {"MEMBERS": 1}}"#,
+        &[],
+    );
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    pipeline
+        .metrics_until("one member with all six partitions again", LIMIT, |m| {
+            member_partitions(m) == vec![6]
+        })
+        .await;
+    pipeline
+        .reconcile(Duration::from_secs(300), ORDERS, 0)
+        .await;
+    assert!(pipeline.stop(Service::Inventory, LIMIT).success());
+    assert!(pipeline.stop(Service::Analytics, LIMIT).success());
+}
