@@ -46,6 +46,9 @@ fn start_all(pipeline: &mut Pipeline) {
     pipeline.start(Service::Producer);
 }
 
+/// (what, expected status, extra headers, body, a phrase the answer must contain).
+type BadWrite<'a> = (&'a str, u16, Vec<(&'a str, &'a str)>, String, &'a str);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_control_input_gets_the_right_4xx_and_nothing_is_written() {
     let _slot = exclusive().await;
@@ -62,7 +65,7 @@ async fn bad_control_input_gets_the_right_4xx_and_nothing_is_written() {
     let auth = [("Authorization", "Bearer s3cret")];
     let before = end_offset(&bootstrap, &control).await;
 
-    let cases: Vec<(&str, u16, Vec<(&str, &str)>, String, &str)> = vec![
+    let cases: Vec<BadWrite> = vec![
         (
             "unknown service",
             400,
