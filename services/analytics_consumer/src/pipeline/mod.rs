@@ -198,6 +198,8 @@ impl View {
                     if let TailEvent::Record { key, value, .. } = event
                         && let Ok(ControlRecord::Setting { service, setting, value }) =
                             ControlRecord::decode(key.as_deref(), value.as_deref())
+                        // Never shown, even if something wrote one directly to the topic.
+                        && !shared::control::is_secret(&setting)
                     {
                         let desired = self.desired.entry(service).or_default();
                         match value.filter(|v| !v.is_empty()) {
