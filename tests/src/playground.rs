@@ -151,15 +151,19 @@ fn dechunk(body: &str) -> String {
     }
 }
 
-/// A write from this test's "browser": the page's own Host and Origin, JSON.
+/// A write from this test's "browser": the page's own Host and Origin, JSON; `extra` adds
+/// headers or replaces those.
 pub fn post_json(port: u16, path: &str, body: &str, extra: &[(&str, &str)]) -> Answer {
     let host = format!("127.0.0.1:{port}");
     let origin = format!("http://{host}");
-    let mut headers = vec![
+    let mut headers: Vec<(&str, &str)> = [
         ("Host", host.as_str()),
         ("Origin", origin.as_str()),
         ("Content-Type", "application/json"),
-    ];
+    ]
+    .into_iter()
+    .filter(|(name, _)| !extra.iter().any(|(e, _)| e.eq_ignore_ascii_case(name)))
+    .collect();
     headers.extend_from_slice(extra);
     request(port, "POST", path, &headers, body.as_bytes()).expect("analytics answers")
 }
