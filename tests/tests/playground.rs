@@ -129,8 +129,14 @@ async fn bad_control_input_gets_the_right_4xx_and_nothing_is_written() {
     for (what, status, extra, body, message) in cases {
         let answer = post_json(port, "/control", &body, &extra);
         assert_eq!(answer.status, status, "{what}: {}", answer.body);
-        let error = answer.json()["error"].as_str().unwrap_or_default().to_owned();
-        assert!(error.contains(message), "{what}: {error:?} lacks {message:?}");
+        let error = answer.json()["error"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        assert!(
+            error.contains(message),
+            "{what}: {error:?} lacks {message:?}"
+        );
     }
     let host = "evil.example:8080".to_owned();
     let rebinding = request(

@@ -93,14 +93,15 @@ impl RunningMember {
 
     /// The member now: identity from the group member, the rest from its loop.
     pub fn view(&self) -> MemberView {
-        let snapshot = self.snapshot.borrow();
-        let mut view = self.view.borrow().clone();
-        view.member_id.clone_from(&snapshot.member_id);
-        view.generation = snapshot.generation;
-        if view.state != "closed" {
-            view.state = phase_name(snapshot.phase);
+        self.observer().view()
+    }
+
+    /// Something that keeps showing the member while it closes in another task.
+    pub fn observer(&self) -> MemberObserver {
+        MemberObserver {
+            view: self.view.clone(),
+            snapshot: self.snapshot.clone(),
         }
-        view
     }
 
     pub fn is_finished(&self) -> bool {
@@ -112,6 +113,25 @@ impl RunningMember {
     pub async fn close(self) -> anyhow::Result<()> {
         self.stop.trigger();
         self.task.await.context("group member panicked")?
+    }
+}
+
+/// A read-only view on a member.
+pub struct MemberObserver {
+    view: watch::Receiver<MemberView>,
+    snapshot: watch::Receiver<MemberSnapshot>,
+}
+
+impl MemberObserver {
+    pub fn view(&self) -> MemberView {
+        let snapshot = self.snapshot.borrow();
+        let mut view = self.view.borrow().clone();
+        view.member_id.clone_from(&snapshot.member_id);
+        view.generation = snapshot.generation;
+        if view.state != "closed" {
+            view.state = phase_name(snapshot.phase);
+        }
+        view
     }
 }
 

@@ -20,9 +20,10 @@ use shared::control::{
 use shared::producer::{Producer, ProducerConfig};
 use shared::shutdown::Shutdown;
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 use crate::live::{self, Configured, LiveRules};
-use crate::member::{RunningMember, Shared};
+use crate::member::{MemberObserver, RunningMember, Shared};
 use crate::worker::Stats;
 
 const CONNECT_DEADLINE: Duration = Duration::from_secs(30);
@@ -133,6 +134,7 @@ pub async fn run(
     let mut members = Members {
         shared,
         running: Vec::new(),
+        closing: Vec::new(),
         wanted: current.members,
     };
     let mut outcome = members.reconcile().await;
@@ -162,7 +164,7 @@ pub async fn run(
                 status.set(StatusPart::Settings, live::settings_status(&live_settings, state.unreadable.as_deref()));
             }
             _ = refresh.tick() => {
-                outcome = members.check();
+                outcome = members.check().await;
                 publish_figures(&status, &stats);
                 members.publish(&status);
             }
@@ -170,7 +172,7 @@ pub async fn run(
         }
     }
     members.wanted = 0;
-    let closed = members.reconcile().await;
+    let closed = members.reconcile().await.and(members.closed().await);
     log_summary(&stats, 0);
     publish_figures(&status, &stats);
     members.publish(&status);
@@ -179,10 +181,14 @@ pub async fn run(
     outcome.and(closed)
 }
 
-/// The members this process runs, newest last.
+/// The members this process runs, newest last, and those still leaving.
 struct Members {
     shared: Shared,
     running: Vec<RunningMember>,
+    /// A closing member first finishes the batches it was handed (with a throttle or failures
+    /// that can take many seconds), so it closes in its own task: the loop stays responsive
+    /// to control and keeps publishing status meanwhile.
+    closing: Vec<(MemberObserver, JoinHandle<anyhow::Result<()>>)>,
     wanted: usize,
 }
 
@@ -194,27 +200,59 @@ impl Members {
             let member = RunningMember::start(self.shared.clone()).await?;
             self.running.push(member);
         }
-        let mut result = Ok(());
         while self.running.len() > self.wanted {
-            if let Some(member) = self.running.pop()
-                && let Err(e) = member.close().await
-            {
-                result = Err(e);
+            if let Some(member) = self.running.pop() {
+                let observer = member.observer();
+                self.closing.push((observer, tokio::spawn(member.close())));
+            }
+        }
+        Ok(())
+    }
+
+    /// A member that ended by itself failed, as did one that could not close cleanly: the
+    /// service stops (a restart replays the uncommitted tail).
+    async fn check(&mut self) -> anyhow::Result<()> {
+        if self.running.iter().any(RunningMember::is_finished) {
+            bail!("a group member stopped unexpectedly");
+        }
+        let (done, open): (Vec<_>, Vec<_>) = std::mem::take(&mut self.closing)
+            .into_iter()
+            .partition(|(_, handle)| handle.is_finished());
+        self.closing = open;
+        for (_, handle) in done {
+            // Already finished: awaiting returns at once.
+            match handle.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(e.context("closing a group member")),
+                Err(e) => return Err(anyhow::Error::new(e).context("closing a group member")),
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits for every leaving member.
+    async fn closed(&mut self) -> anyhow::Result<()> {
+        let mut result = Ok(());
+        for (_, handle) in self.closing.drain(..) {
+            match handle.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => result = Err(e),
+                Err(e) => result = Err(anyhow::Error::new(e)),
             }
         }
         result
     }
 
-    /// A member that ended by itself failed: the service stops (a restart replays the tail).
-    fn check(&mut self) -> anyhow::Result<()> {
-        if self.running.iter().any(RunningMember::is_finished) {
-            bail!("a group member stopped unexpectedly");
-        }
-        Ok(())
-    }
-
     fn publish(&self, status: &StatusBoard) {
-        let members: Vec<_> = self.running.iter().map(RunningMember::view).collect();
+        let mut members: Vec<_> = self.running.iter().map(RunningMember::view).collect();
+        // A leaving member still holds its partitions until it has committed and left.
+        members.extend(self.closing.iter().map(|(observer, _)| {
+            let mut view = observer.view();
+            if view.state != "closed" {
+                view.state = "leaving";
+            }
+            view
+        }));
         status.set(
             StatusPart::Members,
             json!({ "group_id": self.shared.settings.group_id, "members": members }),
