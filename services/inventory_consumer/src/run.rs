@@ -96,9 +96,14 @@ pub async fn run(
     let changelog = producer(settings.state_topic.clone()).await?;
     let client =
         Arc::new(shared::connect::data_client(&settings.connection, CONNECT_DEADLINE).await?);
+    // The control plane gets connections of its own: Nisshi answers one request at a time
+    // per connection, and restoring stock must not queue behind the control topic's long
+    // polls (nor status writes behind them).
+    let control_client = shared::connect::data_client(&settings.connection, CONNECT_DEADLINE);
+    let status_client = shared::connect::data_client(&settings.connection, CONNECT_DEADLINE);
 
     let mut control = ControlReader::start(
-        Arc::clone(&client),
+        Arc::new(control_client.await?),
         &configured.control.control,
         live::SERVICE,
         shutdown.clone(),
@@ -106,7 +111,7 @@ pub async fn run(
     control.wait_caught_up(CONTROL_BOOT_WAIT).await;
     let status_stop = Shutdown::manual();
     let (status, status_task) = shared::control::status::publish(
-        Arc::clone(&client),
+        Arc::new(status_client.await?),
         &configured.control.status,
         StatusIdentity::for_this_process(live::SERVICE),
         status_stop.clone(),

@@ -100,13 +100,16 @@ pub async fn run(
     )
     .await
     .context("starting the producer")?;
-    let client = Arc::new(
+    // One connection to read control and one to write status: Nisshi answers one request at a
+    // time per connection, so a status write must not queue behind a long-poll fetch.
+    let connect = || async {
         shared::connect::data_client(&settings.connection, CONNECT_DEADLINE)
             .await
-            .context("connecting the control plane")?,
-    );
+            .map(Arc::new)
+            .context("connecting the control plane")
+    };
     let mut control = ControlReader::start(
-        Arc::clone(&client),
+        connect().await?,
         &settings.control.control,
         live::SERVICE,
         shutdown.clone(),
@@ -116,7 +119,7 @@ pub async fn run(
     // Status outlives generation: the last figures are written after the final flush.
     let status_stop = Shutdown::manual();
     let (status, status_task) = shared::control::status::publish(
-        client,
+        connect().await?,
         &settings.control.status,
         StatusIdentity::for_this_process(live::SERVICE),
         status_stop.clone(),

@@ -108,9 +108,13 @@ pub fn start(
     let (view_tx, view) = watch::channel(Arc::new(PipelineView::default()));
     let writer = writer::ControlWriter::new(connection.clone(), settings.topics.control.clone());
     tokio::spawn(async move {
-        let client = loop {
+        // Three clients, so three connections: Nisshi answers one request at a time per
+        // connection, and an end-offset query queued behind a tail's long-poll fetch would
+        // wait for it (docs/broker.md).
+        let mut clients = Vec::new();
+        while clients.len() < 3 {
             match shared::connect::data_client(&connection, Duration::from_secs(30)).await {
-                Ok(client) => break Arc::new(client),
+                Ok(client) => clients.push(Arc::new(client)),
                 Err(e) => {
                     tracing::warn!(error = %e, "pipeline view: no broker yet; trying again");
                     tokio::select! {
@@ -119,14 +123,19 @@ pub fn start(
                     }
                 }
             }
+        }
+        let (Some(client), Some(control_client), Some(status_client)) =
+            (clients.pop(), clients.pop(), clients.pop())
+        else {
+            return;
         };
         let status = tail::follow(
-            Arc::clone(&client),
+            status_client,
             settings.topics.status.clone(),
             shutdown.clone(),
         );
         let control = tail::follow(
-            Arc::clone(&client),
+            control_client,
             settings.topics.control.clone(),
             shutdown.clone(),
         );
@@ -187,34 +196,55 @@ impl View {
         let mut last_lag = Instant::now() - self.report_every;
         loop {
             tokio::select! {
-                Some(event) = status.recv() => {
-                    if let TailEvent::Record { key, value, .. } = event
-                        && let Some(record) = StatusRecord::decode(key.as_deref(), value.as_deref())
-                    {
-                        self.book.apply(record);
-                    }
-                }
-                Some(event) = control.recv() => {
-                    if let TailEvent::Record { key, value, .. } = event
-                        && let Ok(ControlRecord::Setting { service, setting, value }) =
-                            ControlRecord::decode(key.as_deref(), value.as_deref())
-                        // Never shown, even if something wrote one directly to the topic.
-                        && !shared::control::is_secret(&setting)
-                    {
-                        let desired = self.desired.entry(service).or_default();
-                        match value.filter(|v| !v.is_empty()) {
-                            Some(value) => { desired.insert(setting, value); }
-                            None => { desired.remove(&setting); }
-                        }
-                    }
-                }
+                Some(event) = status.recv() => self.on_status(event),
+                Some(event) = control.recv() => self.on_control(event),
                 _ = refresh.tick() => {
-                    self.sample_end_offsets().await;
-                    if last_lag.elapsed() >= self.report_every {
+                    // Everything that arrived meanwhile first: the queries below can take a
+                    // while on a busy broker, and the view must not fall behind the topics.
+                    while let Ok(event) = status.try_recv() {
+                        self.on_status(event);
+                    }
+                    while let Ok(event) = control.try_recv() {
+                        self.on_control(event);
+                    }
+                    let ends = self.sample_end_offsets().await;
+                    if last_lag.elapsed() >= self.report_every
+                        && let Some(ends) = ends
+                    {
                         last_lag = Instant::now();
-                        self.measure_lag().await;
+                        self.measure_lag(ends).await;
                     }
                     publish.send_replace(Arc::new(self.render()));
+                }
+            }
+        }
+    }
+
+    fn on_status(&mut self, event: TailEvent) {
+        if let TailEvent::Record { key, value, .. } = event
+            && let Some(record) = StatusRecord::decode(key.as_deref(), value.as_deref())
+        {
+            self.book.apply(record);
+        }
+    }
+
+    fn on_control(&mut self, event: TailEvent) {
+        if let TailEvent::Record { key, value, .. } = event
+            && let Ok(ControlRecord::Setting {
+                service,
+                setting,
+                value,
+            }) = ControlRecord::decode(key.as_deref(), value.as_deref())
+            // Never shown, even if something wrote one directly to the topic.
+            && !shared::control::is_secret(&setting)
+        {
+            let desired = self.desired.entry(service).or_default();
+            match value.filter(|v| !v.is_empty()) {
+                Some(value) => {
+                    desired.insert(setting, value);
+                }
+                None => {
+                    desired.remove(&setting);
                 }
             }
         }
@@ -256,7 +286,8 @@ impl View {
         Ok(ends)
     }
 
-    async fn sample_end_offsets(&mut self) {
+    /// Samples the order topic's end offsets for the rate; returns them for the lag.
+    async fn sample_end_offsets(&mut self) -> Option<Vec<(i32, i64)>> {
         match self.end_offsets().await {
             Ok(ends) => {
                 let total = ends.iter().map(|(_, end)| end).sum();
@@ -269,10 +300,12 @@ impl View {
                 {
                     self.samples.pop_front();
                 }
+                Some(ends)
             }
             Err(e) => {
                 tracing::debug!(error = %e, "end offsets of the order topic");
                 self.partitions.clear();
+                None
             }
         }
     }
@@ -287,10 +320,7 @@ impl View {
     }
 
     /// Lag = end offset − the group's committed offset (Kafka's consumer-groups tool's sum).
-    async fn measure_lag(&mut self) {
-        let Ok(ends) = self.end_offsets().await else {
-            return;
-        };
+    async fn measure_lag(&mut self, ends: Vec<(i32, i64)>) {
         let indexes: Vec<i32> = ends.iter().map(|(p, _)| *p).collect();
         let request = vec![(self.order_topic.clone(), indexes)];
         match self.coordinator.committed(&request).await {
