@@ -419,3 +419,139 @@ async fn members_one_three_one_moves_partitions_and_every_order_reconciles() {
     assert!(pipeline.stop(Service::Inventory, LIMIT).success());
     assert!(pipeline.stop(Service::Analytics, LIMIT).success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_throttle_makes_the_group_lag_and_removing_it_drains_the_lag() {
+    let _slot = exclusive().await;
+    let bootstrap = shared_broker().bootstrap();
+    let mut pipeline = Pipeline::create(&bootstrap, "control-throttle", 6).await;
+    with_control_plane(&mut pipeline, &bootstrap).await;
+    pipeline.set(Service::Producer, "MODE", "steady");
+    pipeline.set(Service::Producer, "RATE_PER_SEC", 500);
+    pipeline.set(Service::Producer, "TOTAL_EVENTS", 0);
+    start_all(&mut pipeline);
+    until_services_known(&mut pipeline).await;
+    let lag = |m: &Value| {
+        m["pipeline"]["inventory_group"]["lag_total"]
+            .as_i64()
+            .unwrap_or(-1)
+    };
+    let rate = |m: &Value| {
+        m["pipeline"]["producer"]["actual_rate"]
+            .as_f64()
+            .unwrap_or(0.0)
+    };
+    pipeline
+        .metrics_until("orders flowing with the group keeping up", LIMIT, |m| {
+            rate(m) > 400.0 && (0..500).contains(&lag(m))
+        })
+        .await;
+
+    // 20 ms per order on six partitions is at most 300 orders/s: behind a 500/s producer.
+    let port = pipeline.http_port;
+    let answer = post_json(
+        port,
+        "/control",
+        r#"{"inventory-consumer": {"THROTTLE_MS": 20}}"#,
+        &[],
+    );
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    pipeline
+        .metrics_until("the group's lag to rise", LIMIT, |m| lag(m) > 2_000)
+        .await;
+
+    let answer = post_json(
+        port,
+        "/control",
+        r#"{"inventory-consumer": {"THROTTLE_MS": null}}"#,
+        &[],
+    );
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let metrics = pipeline
+        .metrics_until(
+            "the lag to drain under one second's worth of orders",
+            LIMIT,
+            |m| (0..500).contains(&lag(m)),
+        )
+        .await;
+    assert_eq!(
+        effective(&metrics, "inventory-consumer", "THROTTLE_MS").1,
+        "env_file"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_keeps_live_settings_but_never_replays_a_command() {
+    let _slot = exclusive().await;
+    let bootstrap = shared_broker().bootstrap();
+    let mut pipeline = Pipeline::create(&bootstrap, "control-restart", 6).await;
+    with_control_plane(&mut pipeline, &bootstrap).await;
+    pipeline.set(Service::Producer, "MODE", "steady");
+    pipeline.set(Service::Producer, "RATE_PER_SEC", 100);
+    pipeline.set(Service::Producer, "TOTAL_EVENTS", 0);
+    start_all(&mut pipeline);
+    until_services_known(&mut pipeline).await;
+    let port = pipeline.http_port;
+    let producer = |m: &Value| m["pipeline"]["producer"].clone();
+    let rate = |m: &Value| producer(m)["actual_rate"].as_f64().unwrap_or(0.0);
+
+    let answer = post_json(
+        port,
+        "/control",
+        r#"{"producer-order": {"RATE_PER_SEC": 300}}"#,
+        &[],
+    );
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let pause = post_json(
+        port,
+        "/control/commands",
+        r#"{"service": "producer-order", "command": "pause"}"#,
+        &[],
+    );
+    assert_eq!(pause.status, 200, "{}", pause.body);
+    pipeline
+        .metrics_until("the producer paused", LIMIT, |m| {
+            producer(m)["paused"] == true && rate(m) == 0.0
+        })
+        .await;
+    // A burst while paused is sent anyway: a one-off command, not the pacing.
+    let before = pipeline.metrics().map_or(0, |m| {
+        integration_tests::pipeline::count(&m, "/orders/total")
+    });
+    let burst = post_json(
+        port,
+        "/control/commands",
+        r#"{"service": "producer-order", "command": "burst", "count": 2000}"#,
+        &[],
+    );
+    assert_eq!(burst.status, 200, "{}", burst.body);
+    pipeline
+        .metrics_until("the burst to arrive", LIMIT, |m| {
+            integration_tests::pipeline::count(m, "/orders/total") >= before + 2_000
+        })
+        .await;
+
+    assert!(pipeline.stop(Service::Producer, LIMIT).success());
+    pipeline.start(Service::Producer);
+    let metrics = pipeline
+        .metrics_until(
+            "the restarted producer running at its live rate, not paused",
+            LIMIT,
+            |m| producer(m)["paused"] == false && (240.0..=360.0).contains(&rate(m)),
+        )
+        .await;
+    assert_eq!(
+        effective(&metrics, "producer-order", "RATE_PER_SEC"),
+        ("300".into(), "live".into())
+    );
+    // Neither the pause nor the burst was acted on again: the orders grow at the live rate.
+    let total = integration_tests::pipeline::count(&metrics, "/orders/total");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let later = pipeline.metrics().map_or(0, |m| {
+        integration_tests::pipeline::count(&m, "/orders/total")
+    });
+    assert!(
+        later - total < 1_500,
+        "no replayed burst: {total} -> {later} in 2 s at 300/s"
+    );
+}
