@@ -380,6 +380,7 @@ async fn members_one_three_one_moves_partitions_and_every_order_reconciles() {
         })
         .await;
 
+    let asked = Instant::now();
     let answer = post_json(
         port,
         "/control",
@@ -393,6 +394,10 @@ async fn members_one_three_one_moves_partitions_and_every_order_reconciles() {
                 && m["pipeline"]["inventory_group"]["state"] == "Stable"
         })
         .await;
+    eprintln!(
+        "MEMBERS 1 -> 3: stable with 2/2/2 after {:?}",
+        asked.elapsed()
+    );
     let rebalances = metrics["pipeline"]["inventory_group"]["rebalances"]
         .as_array()
         .map_or(0, Vec::len);
@@ -401,6 +406,7 @@ async fn members_one_three_one_moves_partitions_and_every_order_reconciles() {
         "the scale-up shows in the rebalance timeline: {rebalances}"
     );
 
+    let asked = Instant::now();
     let answer = post_json(
         port,
         "/control",
@@ -413,6 +419,10 @@ async fn members_one_three_one_moves_partitions_and_every_order_reconciles() {
             member_partitions(m) == vec![6]
         })
         .await;
+    eprintln!(
+        "MEMBERS 3 -> 1: one member with 6 after {:?}",
+        asked.elapsed()
+    );
     pipeline
         .reconcile(Duration::from_secs(300), ORDERS, 0)
         .await;
