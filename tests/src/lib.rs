@@ -6,6 +6,7 @@
 //! `scripts/broker.sh install`; the peers come from the virtualenv `scripts/peers.sh` makes.
 
 pub mod broker;
+pub mod browser;
 pub mod cli;
 pub mod group;
 pub mod names;

@@ -5,6 +5,7 @@
 
 use std::time::{Duration, Instant};
 
+use integration_tests::browser::Browser;
 use integration_tests::pipeline::{Pipeline, Service, exclusive};
 use integration_tests::playground::{
     create_compacted, delete_topic, end_offset, get_json, post_json, request, with_control_plane,
@@ -564,4 +565,123 @@ async fn a_restart_keeps_live_settings_but_never_replays_a_command() {
         later - total < 1_500,
         "no replayed burst: {total} -> {later} in 2 s at 300/s"
     );
+}
+
+/// Waits in the page until `condition` (a JavaScript expression) holds; returns whether it did.
+fn page_until(browser: &mut Browser, condition: &str) -> bool {
+    browser.evaluate(&format!(
+        "(async () => {{ for (let i = 0; i < 300; i++) {{ try {{ if ({condition}) return true; }} \
+         catch (e) {{}} await new Promise(r => setTimeout(r, 100)); }} return false; }})()"
+    )) == Value::Bool(true)
+}
+
+/// Types `value` into a knob's field and presses its button ("apply", or "reset" when
+/// `value` is `None`), then waits for the page's answer line; returns that line.
+fn use_knob(browser: &mut Browser, service: &str, setting: &str, value: Option<&str>) -> String {
+    let button = match value {
+        Some(_) => {
+            format!("button[data-service='{service}'][data-name='{setting}']:not([data-reset])")
+        }
+        None => format!("button[data-service='{service}'][data-name='{setting}'][data-reset]"),
+    };
+    let typed = value.map_or(String::new(), |v| {
+        format!("const f = document.getElementById('k-{service}-{setting}'); f.value = '{v}'; f.dataset.touched = '1';")
+    });
+    // One function per call: top-level `const`s would clash on the second call.
+    browser.evaluate(&format!(
+        "(() => {{ {typed} document.getElementById('message').textContent = ''; \
+         document.querySelector(\"{button}\").click(); return true; }})()"
+    ));
+    assert!(page_until(
+        browser,
+        "document.getElementById('message').textContent !== ''"
+    ));
+    browser
+        .evaluate("document.getElementById('message').textContent")
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_at_the_dashboard_changes_the_rate_and_the_throttle_and_sees_the_ripple() {
+    let _slot = exclusive().await;
+    let bootstrap = shared_broker().bootstrap();
+    let mut pipeline = Pipeline::create(&bootstrap, "control-browser", 6).await;
+    with_control_plane(&mut pipeline, &bootstrap).await;
+    pipeline.set(Service::Producer, "MODE", "steady");
+    pipeline.set(Service::Producer, "RATE_PER_SEC", 500);
+    pipeline.set(Service::Producer, "TOTAL_EVENTS", 0);
+    start_all(&mut pipeline);
+    until_services_known(&mut pipeline).await;
+    let rate = |m: &Value| {
+        m["pipeline"]["producer"]["actual_rate"]
+            .as_f64()
+            .unwrap_or(0.0)
+    };
+    let lag = |m: &Value| {
+        m["pipeline"]["inventory_group"]["lag_total"]
+            .as_i64()
+            .unwrap_or(-1)
+    };
+    pipeline
+        .metrics_until("the producer at about 500/s", LIMIT, |m| {
+            (400.0..=650.0).contains(&rate(m))
+        })
+        .await;
+
+    let mut browser = Browser::open(&format!("http://127.0.0.1:{}/", pipeline.http_port));
+    assert!(
+        page_until(&mut browser, "document.body.dataset.controls === '1'"),
+        "the page built its controls from GET /control"
+    );
+    let clicked = Instant::now();
+    let answer = use_knob(&mut browser, "producer-order", "RATE_PER_SEC", Some("3000"));
+    assert!(
+        answer.starts_with("accepted"),
+        "the page's own write passes the guards: {answer}"
+    );
+    pipeline
+        .metrics_until(
+            "the measured rate to follow to 3000/s",
+            Duration::from_secs(5),
+            |m| rate(m) >= 2400.0,
+        )
+        .await;
+    eprintln!(
+        "rate followed the dashboard's 500 -> 3000/s in {:?}",
+        clicked.elapsed()
+    );
+    // The page shows it too: its produced-now figure.
+    assert!(page_until(
+        &mut browser,
+        "Number(document.getElementById('produced-now').textContent) >= 2400"
+    ));
+
+    let answer = use_knob(&mut browser, "producer-order", "RATE_PER_SEC", Some("500"));
+    assert!(answer.starts_with("accepted"), "{answer}");
+    let answer = use_knob(
+        &mut browser,
+        "inventory-consumer",
+        "THROTTLE_MS",
+        Some("20"),
+    );
+    assert!(answer.starts_with("accepted"), "{answer}");
+    pipeline
+        .metrics_until("the group's lag to rise", LIMIT, |m| lag(m) > 2_000)
+        .await;
+    let refused = use_knob(&mut browser, "inventory-consumer", "FAIL_RATE", Some("2"));
+    assert!(
+        refused.contains("invalid value for FAIL_RATE: \"2\" (accepted: a number from 0 to 1)"),
+        "the page shows the env file's message: {refused}"
+    );
+    let answer = use_knob(&mut browser, "inventory-consumer", "THROTTLE_MS", None);
+    assert!(answer.starts_with("accepted"), "{answer}");
+    pipeline
+        .metrics_until(
+            "the lag to drain under one second's worth of orders",
+            LIMIT,
+            |m| (0..500).contains(&lag(m)),
+        )
+        .await;
 }
