@@ -48,10 +48,36 @@ pub struct Shared {
 pub struct MemberView {
     pub member_id: String,
     pub generation: i32,
-    /// joining, stable, rebalancing, closed or failed.
-    pub state: &'static str,
+    pub state: MemberState,
     pub partitions: Vec<i32>,
     pub last_rebalance: Option<Rebalance>,
+}
+
+/// Where a member is in its life, as the status topic spells it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MemberState {
+    #[default]
+    Joining,
+    Stable,
+    Rebalancing,
+    /// Closing: finishing its batches, committing, then LeaveGroup; it still holds its
+    /// partitions meanwhile.
+    Leaving,
+    Closed,
+    Failed,
+}
+
+impl From<MemberPhase> for MemberState {
+    fn from(phase: MemberPhase) -> Self {
+        match phase {
+            MemberPhase::Joining => Self::Joining,
+            MemberPhase::Stable => Self::Stable,
+            MemberPhase::Rebalancing => Self::Rebalancing,
+            MemberPhase::Closed => Self::Closed,
+            MemberPhase::Failed => Self::Failed,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -128,8 +154,8 @@ impl MemberObserver {
         let mut view = self.view.borrow().clone();
         view.member_id.clone_from(&snapshot.member_id);
         view.generation = snapshot.generation;
-        if view.state != "closed" {
-            view.state = phase_name(snapshot.phase);
+        if view.state != MemberState::Closed {
+            view.state = snapshot.phase.into();
         }
         view
     }
@@ -144,16 +170,6 @@ fn numbers(partitions: &[TopicPartition]) -> Vec<i32> {
     let mut numbers: Vec<i32> = partitions.iter().map(|p| p.partition).collect();
     numbers.sort_unstable();
     numbers
-}
-
-fn phase_name(phase: MemberPhase) -> &'static str {
-    match phase {
-        MemberPhase::Joining => "joining",
-        MemberPhase::Stable => "stable",
-        MemberPhase::Rebalancing => "rebalancing",
-        MemberPhase::Closed => "closed",
-        MemberPhase::Failed => "failed",
-    }
 }
 
 async fn start_consumer(settings: &InventorySettings) -> anyhow::Result<GroupConsumer> {
@@ -289,7 +305,7 @@ async fn run_member(
     }
     consumer.close().await?;
     view.send_modify(|v| {
-        v.state = "closed";
+        v.state = MemberState::Closed;
         v.partitions.clear();
     });
     if let Some(e) = worker_errors.into_iter().next() {

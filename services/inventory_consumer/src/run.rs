@@ -23,7 +23,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::live::{self, Configured, LiveRules};
-use crate::member::{MemberObserver, RunningMember, Shared};
+use crate::member::{MemberObserver, MemberState, RunningMember, Shared};
 use crate::worker::Stats;
 
 const CONNECT_DEADLINE: Duration = Duration::from_secs(30);
@@ -253,8 +253,8 @@ impl Members {
         // A leaving member still holds its partitions until it has committed and left.
         members.extend(self.closing.iter().map(|(observer, _)| {
             let mut view = observer.view();
-            if view.state != "closed" {
-                view.state = "leaving";
+            if view.state != MemberState::Closed {
+                view.state = MemberState::Leaving;
             }
             view
         }));

@@ -50,7 +50,7 @@ pub fn follow(client: Arc<Client>, topic: String, shutdown: Shutdown) -> mpsc::R
     let (events, receiver) = mpsc::channel(256);
     tokio::spawn(async move {
         tokio::select! {
-            () = Tail { client, topic, events }.run() => {}
+            () = Tail { client, topic, events, next: None, boot_end: None, caught_up: false, readable: true }.run() => {}
             () = shutdown.cancelled() => {}
         }
     });
@@ -61,26 +61,25 @@ struct Tail {
     client: Arc<Client>,
     topic: String,
     events: mpsc::Sender<TailEvent>,
+    /// The next offset to read; `None` until the topic was first read (then: its start).
+    next: Option<i64>,
+    /// The end offset when the topic was first read: what "caught up" means.
+    boot_end: Option<i64>,
+    caught_up: bool,
+    readable: bool,
 }
 
 impl Tail {
-    async fn run(self) {
-        let mut next: Option<i64> = None;
-        let mut boot_end: Option<i64> = None;
-        let mut caught_up = false;
-        let mut readable = true;
+    async fn run(mut self) {
         loop {
-            let outcome = self
-                .read(&mut next, &mut boot_end, &mut caught_up, &mut readable)
-                .await;
-            let Err(reason) = outcome else {
+            let Err(reason) = self.read().await else {
                 return;
             };
             if self.events.is_closed() {
                 return;
             }
-            if readable {
-                readable = false;
+            if self.readable {
+                self.readable = false;
                 if self
                     .events
                     .send(TailEvent::Unreadable(reason))
@@ -95,13 +94,7 @@ impl Tail {
     }
 
     /// Reads until an error, which is returned (also when nobody listens any more).
-    async fn read(
-        &self,
-        next: &mut Option<i64>,
-        boot_end: &mut Option<i64>,
-        caught_up: &mut bool,
-        readable: &mut bool,
-    ) -> Result<(), String> {
+    async fn read(&mut self) -> Result<(), String> {
         let partition = self
             .client
             .partition_client(self.topic.clone(), 0, UnknownTopicHandling::Error)
@@ -109,11 +102,11 @@ impl Tail {
             .map_err(|e| format!("{}: {e}", self.topic))?;
         let earliest = offset(&partition, OffsetAt::Earliest).await?;
         let latest = offset(&partition, OffsetAt::Latest).await?;
-        if !*readable {
-            *readable = true;
+        if !self.readable {
+            self.readable = true;
             self.send(TailEvent::Readable).await?;
         }
-        let mut position = match *next {
+        let mut position = match self.next {
             None => earliest,
             Some(position) if position > latest => {
                 self.send(TailEvent::Restarted).await?;
@@ -121,10 +114,10 @@ impl Tail {
             }
             Some(position) => position.max(earliest),
         };
-        let end_at_boot = *boot_end.get_or_insert(latest);
+        let end_at_boot = *self.boot_end.get_or_insert(latest);
         loop {
-            if !*caught_up && position >= end_at_boot {
-                *caught_up = true;
+            if !self.caught_up && position >= end_at_boot {
+                self.caught_up = true;
                 self.send(TailEvent::CaughtUp).await?;
             }
             let (records, high_watermark) = partition
@@ -135,7 +128,7 @@ impl Tail {
                 // Deleted and recreated between two fetches: start over from its beginning.
                 self.send(TailEvent::Restarted).await?;
                 position = offset(&partition, OffsetAt::Earliest).await?;
-                *next = Some(position);
+                self.next = Some(position);
                 continue;
             }
             let from = position;
@@ -149,7 +142,7 @@ impl Tail {
                 })
                 .await?;
             }
-            *next = Some(position);
+            self.next = Some(position);
         }
     }
 
