@@ -17,6 +17,8 @@ use shared::control::{LiveRule, StatusPart, StatusRecord};
 
 /// Rebalances kept for the timeline.
 const REBALANCES_KEPT: usize = 100;
+/// Instances silent for this long are forgotten (every restart is a new instance).
+const FORGET_AFTER_MS: i64 = 3_600_000;
 
 #[derive(Debug, Default)]
 struct Instance {
@@ -86,6 +88,9 @@ impl StatusBook {
         if record.part == StatusPart::Members {
             self.note_rebalances(&record.body);
         }
+        let newest = record.at_ms;
+        self.instances
+            .retain(|_, instance| newest - instance.last_seen_ms < FORGET_AFTER_MS);
         let key = (record.service.clone(), record.instance.clone());
         let instance = self.instances.entry(key).or_default();
         instance.last_seen_ms = instance.last_seen_ms.max(record.at_ms);
