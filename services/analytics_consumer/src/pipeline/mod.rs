@@ -38,6 +38,7 @@ use history::History;
 
 pub const PRODUCER: &str = "producer-order";
 pub const INVENTORY: &str = "inventory-consumer";
+pub const ANALYTICS: &str = "analytics-consumer";
 
 /// How often the view is refreshed (and the producer's rate sampled).
 const REFRESH: Duration = Duration::from_secs(1);
@@ -154,6 +155,7 @@ pub fn start(
             history: History::default(),
             metrics,
             report_every: settings.report_interval,
+            own_settings: serde_json::to_value(&settings.own_settings).unwrap_or(Value::Null),
         };
         tokio::select! {
             () = view.run(status, control, view_tx) => {}
@@ -178,6 +180,7 @@ struct View {
     history: History,
     metrics: Published,
     report_every: Duration,
+    own_settings: Value,
 }
 
 fn now_ms() -> i64 {
@@ -376,6 +379,8 @@ impl View {
                 .and_then(|f| f.get("target_rate"))
                 .and_then(Value::as_f64)
         };
+        let mut settings = book.settings(now);
+        settings.insert(ANALYTICS.to_owned(), self.own_settings.clone());
         let figures = PipelineFigures {
             producer: ProducerFigures {
                 mode,
@@ -393,7 +398,7 @@ impl View {
                 members: book.members(INVENTORY, now),
                 rebalances: book.rebalances().cloned().collect(),
             },
-            settings: book.settings(now),
+            settings,
             services: book.health(now),
         };
         let metrics = self.metrics.borrow().clone();

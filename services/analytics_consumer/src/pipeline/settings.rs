@@ -4,9 +4,10 @@
 //! Parsed with the shared getters like every other setting. The token is a secret: `Debug`
 //! never shows it and it never appears in `GET /control` or the status topic.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
-use shared::control::ControlTopics;
+use shared::control::{ControlTopics, EffectiveValue, ValueSource};
 use shared::settings::{SettingsError, SettingsSource, Variable};
 
 pub fn variables() -> Vec<Variable> {
@@ -39,6 +40,8 @@ pub struct PipelineSettings {
     pub allowed_hosts: Vec<String>,
     /// How often lag is measured (`REPORT_INTERVAL_SEC`).
     pub report_interval: Duration,
+    /// analytics' own effective settings (secrets masked), shown beside the others'.
+    pub own_settings: BTreeMap<String, EffectiveValue>,
 }
 
 impl std::fmt::Debug for PipelineSettings {
@@ -81,6 +84,19 @@ impl PipelineSettings {
             control_token: source.optional_string("CONTROL_TOKEN"),
             allowed_hosts,
             report_interval: source.seconds("REPORT_INTERVAL_SEC", 1, 3600)?,
+            own_settings: source
+                .effective()
+                .into_iter()
+                .map(|(name, value, origin)| {
+                    let value = if shared::control::is_secret(name) && !value.is_empty() {
+                        "********".to_owned()
+                    } else {
+                        value
+                    };
+                    let source = ValueSource::from(origin);
+                    (name.to_owned(), EffectiveValue { value, source })
+                })
+                .collect(),
         })
     }
 }
