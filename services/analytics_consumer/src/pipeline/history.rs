@@ -46,12 +46,20 @@ pub struct History {
 }
 
 impl History {
+    /// Adds a sample, at most one a second (later calls within the same second are ignored).
     pub fn record(
         &mut self,
         now_ms: i64,
         figures: &PipelineFigures,
         metrics: Option<&MetricsSnapshot>,
     ) {
+        if self
+            .samples
+            .back()
+            .is_some_and(|last| last.t == now_ms / 1000)
+        {
+            return;
+        }
         let totals = metrics.map(|m| {
             (
                 m.outcomes_total.reserved,
@@ -125,7 +133,12 @@ mod tests {
         let figures = PipelineFigures::default();
         for second in 0..(KEPT as i64 + 50) {
             history.record(second * 1000, &figures, None);
+            history.record(second * 1000 + 500, &figures, None);
         }
-        assert_eq!(history.len(), KEPT);
+        assert_eq!(
+            history.len(),
+            KEPT,
+            "one sample a second, the last 15 minutes"
+        );
     }
 }
