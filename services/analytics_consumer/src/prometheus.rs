@@ -201,7 +201,7 @@ pub fn render_pipeline(figures: &crate::pipeline::PipelineFigures) -> String {
         &mut out,
         "analytics_pipeline_producer_actual_rate",
         "gauge",
-        "Orders per second arriving in the order topic (end offsets, last 2 s).",
+        "Orders per second arriving in the order topic (end offsets, last second).",
     );
     let _ = writeln!(
         out,
