@@ -8,14 +8,14 @@
 //! the services' business. Both topics have one partition, because every reader needs every
 //! record and ordering per key is all that matters.
 //!
-//! Footprint, on a broker whose memory storage never compacts: a status record is ~60 bytes
-//! of batch header + ~10 of record framing + a ~35-byte key + its value. Figures (~100-byte
-//! value, ~200 bytes in all) go out every 10 s per instance: 8,640 a day, 1.7 MB. Settings
-//! (~1.5 KB), members and command acknowledgements are written only when they change. So a
-//! playground of three services (five with `--scale inventory=3`) adds 5-9 MB a day plus
-//! ~1.6 KB per live change; the control topic adds ~100 bytes per write. Figures once a
-//! second would be 17 MB a day per instance, which is why the live rates are measured by
-//! analytics from the data topics (end offsets, outcomes) instead.
+//! Footprint, on a broker whose memory storage never compacts: a figures record measured
+//! 146 bytes of key and value, ~215 with its batch header and framing; one every 10 s per
+//! instance is 8,640 a day, 1.9 MB. Settings (~2.4 KB), members and command acknowledgements
+//! are written only when they change. So a playground of three services adds ~5.6 MB a day
+//! (five instances with `--scale inventory=3`: ~9.3 MB) plus ~2.4 KB per live change per
+//! instance; the control topic adds ~100 bytes per write. Figures once a second would be
+//! 19 MB a day per instance, which is why the live rates are measured by analytics from the
+//! data topics (end offsets, outcomes) instead.
 
 pub mod live;
 pub mod reader;
