@@ -7,6 +7,7 @@
 pub mod admin;
 pub mod cli;
 pub mod connect;
+pub mod control;
 pub mod events;
 pub mod group;
 pub mod producer;

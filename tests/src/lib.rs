@@ -6,11 +6,13 @@
 //! `scripts/broker.sh install`; the peers come from the virtualenv `scripts/peers.sh` makes.
 
 pub mod broker;
+pub mod browser;
 pub mod cli;
 pub mod group;
 pub mod names;
 pub mod peers;
 pub mod pipeline;
+pub mod playground;
 pub mod proxy;
 
 pub use broker::{TestBroker, shared_broker};

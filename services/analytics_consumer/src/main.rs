@@ -5,8 +5,10 @@
 //! together, and answers the `healthcheck` subcommand for images without curl.
 
 mod consume;
+mod control_api;
 mod http;
 mod metrics;
+mod pipeline;
 mod prometheus;
 mod settings;
 mod window;
@@ -66,9 +68,21 @@ async fn run(settings: AnalyticsSettings) -> anyhow::Result<()> {
         .with_context(|| format!("listening on {address} (HTTP_HOST, HTTP_PORT)"))?;
     tracing::info!(%address, "serving /metrics, /metrics/prometheus, /healthz, /readyz and the dashboard at /");
     let (published_tx, published_rx) = tokio::sync::watch::channel(None);
+    let (view, writer) = pipeline::start(
+        settings.connection.clone(),
+        settings.pipeline.clone(),
+        settings.order_topic.clone(),
+        published_rx.clone(),
+        shutdown.clone(),
+    );
+    let api = std::sync::Arc::new(control_api::ControlApi::new(
+        view,
+        writer,
+        &settings.pipeline,
+    ));
     let stop_serving = shutdown.clone();
     let server = tokio::spawn(
-        warp::serve(http::routes(published_rx))
+        warp::serve(http::playground_routes(published_rx, Some(api)))
             .incoming(listener)
             .graceful(async move { stop_serving.cancelled().await })
             .run(),

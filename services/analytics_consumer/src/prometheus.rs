@@ -184,3 +184,154 @@ pub fn render(snapshot: &MetricsSnapshot) -> String {
     let _ = writeln!(out, "analytics_uptime_seconds {}", snapshot.uptime_seconds);
     out
 }
+
+/// A label value with `\`, `"` and newlines escaped, as the text format requires.
+fn label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// The ripple view's figures (`pipeline` in `/metrics`), appended to [`render`]'s output.
+pub fn render_pipeline(figures: &crate::pipeline::PipelineFigures) -> String {
+    let mut out = String::with_capacity(2048);
+    let producer = &figures.producer;
+    family(
+        &mut out,
+        "analytics_pipeline_producer_actual_rate",
+        "gauge",
+        "Orders per second arriving in the order topic (end offsets, last second).",
+    );
+    let _ = writeln!(
+        out,
+        "analytics_pipeline_producer_actual_rate {}",
+        producer.actual_rate
+    );
+    if let Some(target) = producer.target_rate {
+        family(
+            &mut out,
+            "analytics_pipeline_producer_target_rate",
+            "gauge",
+            "Orders per second the producer's pacing asks for.",
+        );
+        let _ = writeln!(out, "analytics_pipeline_producer_target_rate {target}");
+    }
+    family(
+        &mut out,
+        "analytics_pipeline_producer_paused",
+        "gauge",
+        "1 while the producer is paused.",
+    );
+    let _ = writeln!(
+        out,
+        "analytics_pipeline_producer_paused {}",
+        u8::from(producer.paused)
+    );
+    family(
+        &mut out,
+        "analytics_pipeline_producer_acked_total",
+        "counter",
+        "Orders the running producers had acknowledged (their last status).",
+    );
+    let _ = writeln!(
+        out,
+        "analytics_pipeline_producer_acked_total {}",
+        producer.acked_total
+    );
+    let group = &figures.inventory_group;
+    family(
+        &mut out,
+        "analytics_pipeline_inventory_lag_records",
+        "gauge",
+        "End offset minus the inventory group's committed offset.",
+    );
+    for lag in &group.lag {
+        let _ = writeln!(
+            out,
+            "analytics_pipeline_inventory_lag_records{{topic=\"{}\",partition=\"{}\"}} {}",
+            label(&lag.topic),
+            lag.partition,
+            lag.lag
+        );
+    }
+    family(
+        &mut out,
+        "analytics_pipeline_inventory_members",
+        "gauge",
+        "Members of the inventory group reported by running instances.",
+    );
+    let _ = writeln!(
+        out,
+        "analytics_pipeline_inventory_members {}",
+        group.members.len()
+    );
+    family(
+        &mut out,
+        "analytics_pipeline_inventory_member_partitions",
+        "gauge",
+        "Partitions assigned to each inventory group member.",
+    );
+    for member in &group.members {
+        let _ = writeln!(
+            out,
+            "analytics_pipeline_inventory_member_partitions{{member_id=\"{}\"}} {}",
+            label(&member.member_id),
+            member.partitions.len()
+        );
+    }
+    family(
+        &mut out,
+        "analytics_pipeline_inventory_rebalances_total",
+        "counter",
+        "Rebalances seen in the inventory group's status (last 100 kept).",
+    );
+    let _ = writeln!(
+        out,
+        "analytics_pipeline_inventory_rebalances_total {}",
+        group.rebalances.len()
+    );
+    if let Some(last) = group.rebalances.last() {
+        family(
+            &mut out,
+            "analytics_pipeline_inventory_last_rebalance_pause_seconds",
+            "gauge",
+            "How long the last rebalance paused processing of the partitions it moved.",
+        );
+        let _ = writeln!(
+            out,
+            "analytics_pipeline_inventory_last_rebalance_pause_seconds {}",
+            last.paused_ms as f64 / 1000.0
+        );
+    }
+    family(
+        &mut out,
+        "analytics_pipeline_setting_info",
+        "gauge",
+        "Effective settings of each service and where each came from (secrets masked).",
+    );
+    for (service, settings) in &figures.settings {
+        let Some(settings) = settings.as_object() else {
+            continue;
+        };
+        for (name, effective) in settings {
+            let value = effective
+                .get("value")
+                .and_then(|v| v.as_str())
+                .unwrap_or_default();
+            let source = effective
+                .get("source")
+                .and_then(|v| v.as_str())
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "analytics_pipeline_setting_info{{service=\"{}\",name=\"{}\",value=\"{}\",source=\"{}\"}} 1",
+                label(service),
+                label(name),
+                label(value),
+                label(source)
+            );
+        }
+    }
+    out
+}

@@ -28,6 +28,8 @@ pub struct AnalyticsSettings {
     pub http_port: u16,
     pub topic_wait: TopicWaitSettings,
     pub fetch: ConsumerFetchSettings,
+    /// The ripple view and the control endpoint (`pipeline`, `control_api`).
+    pub pipeline: crate::pipeline::PipelineSettings,
 }
 
 pub fn variables() -> Vec<Variable> {
@@ -78,6 +80,7 @@ pub fn variables() -> Vec<Variable> {
     ]);
     variables.extend(TopicWaitSettings::variables());
     variables.extend(ConsumerFetchSettings::variables());
+    variables.extend(crate::pipeline::variables());
     variables
 }
 
@@ -107,6 +110,7 @@ impl AnalyticsSettings {
             http_port: source.integer("HTTP_PORT", 1, 65535)?,
             topic_wait: TopicWaitSettings::from_source(source)?,
             fetch: ConsumerFetchSettings::from_source(source)?,
+            pipeline: crate::pipeline::PipelineSettings::from_source(source)?,
         })
     }
 }

@@ -3,6 +3,8 @@
 //! This file only wires settings, telemetry and shutdown to the run; the rules, the stock
 //! changelog and the per-partition workers live in their own modules.
 
+mod live;
+mod member;
 mod rules;
 mod run;
 mod settings;
@@ -14,7 +16,8 @@ use std::process::ExitCode;
 use anyhow::Context;
 use shared::cli::{ServiceInfo, Startup};
 
-use settings::InventorySettings;
+use live::Configured;
+use shared::control::Baseline;
 
 const INFO: ServiceInfo = ServiceInfo {
     binary: "inventory-consumer",
@@ -31,15 +34,17 @@ const INFO: ServiceInfo = ServiceInfo {
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    let settings = match shared::cli::start(
-        &INFO,
-        &settings::variables(),
-        InventorySettings::from_source,
-    ) {
-        Startup::Run(settings) | Startup::Subcommand(_, settings) => settings,
+    let (configured, baseline) = match shared::cli::start(&INFO, &settings::variables(), |source| {
+        Ok((
+            Configured::from_source(source)?,
+            // The start-up values, for live changes to be checked against (shared::control).
+            Baseline::capture(source, &settings::variables()),
+        ))
+    }) {
+        Startup::Run(loaded) | Startup::Subcommand(_, loaded) => loaded,
         Startup::Exit(code) => return ExitCode::from(code as u8),
     };
-    match start(settings) {
+    match start(configured, baseline) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");
@@ -49,8 +54,8 @@ fn main() -> ExitCode {
 }
 
 #[tokio::main]
-async fn start(settings: InventorySettings) -> anyhow::Result<()> {
+async fn start(configured: Configured, baseline: Baseline) -> anyhow::Result<()> {
     let shutdown =
         shared::shutdown::Shutdown::on_signals().context("installing signal handlers")?;
-    run::run(settings, shutdown).await
+    run::run(configured, baseline, shutdown).await
 }

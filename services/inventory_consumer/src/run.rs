@@ -1,37 +1,43 @@
-//! One inventory run: make sure the topics exist (creating them with `CREATE_TOPICS=1`), join
-//! the group, restore each assigned partition's stock, hand its orders to its worker, drain
-//! workers before their partitions leave, and log a summary every `REPORT_INTERVAL_SEC`.
+//! One inventory run: make sure the topics exist (creating them with `CREATE_TOPICS=1`), run
+//! `MEMBERS` group members (`member`), apply live settings from the control topic, publish
+//! status, and log a summary every `REPORT_INTERVAL_SEC`.
 //!
-//! The loop alone owns the group consumer and the workers' channels; a revocation is only
-//! acknowledged (by polling again) once the leaving partitions' workers have committed.
+//! This loop owns the members and the live settings; it never touches a record. A live change
+//! to the rules goes to every worker through one watch channel; a change to `MEMBERS` starts
+//! members (they join) or closes the newest ones (they commit and leave the group), so the
+//! group rebalances exactly as it would between processes.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
+use serde_json::json;
 use shared::admin::{TopicAdmin, TopicSpec};
-use shared::group::fetch::{FetchSettings, Fetcher};
-use shared::group::{ConsumerEvent, GroupConfig, GroupConsumer, OffsetReset, TopicPartition};
+use shared::control::{
+    Baseline, ControlReader, LiveSettings, StatusBoard, StatusIdentity, StatusPart,
+};
 use shared::producer::Producer;
 use shared::shutdown::Shutdown;
-use tokio::sync::mpsc;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::rules::FailureModel;
-use crate::settings::{InventorySettings, OffsetReset as ConfiguredReset};
-use crate::state;
-use crate::worker::{Outputs, Stats, Worker};
+use crate::live::{self, Configured, LiveRules};
+use crate::member::{MemberObserver, MemberState, RunningMember, Shared};
+use crate::worker::Stats;
 
 const CONNECT_DEADLINE: Duration = Duration::from_secs(30);
+/// How long start-up waits for the control topic's current settings.
+const CONTROL_BOOT_WAIT: Duration = Duration::from_secs(3);
+/// How often members and figures are refreshed on the status board.
+const STATUS_REFRESH: Duration = Duration::from_secs(1);
 
-struct Running {
-    batches: mpsc::Sender<shared::group::RecordBatch>,
-    task: JoinHandle<anyhow::Result<()>>,
-}
-
-pub async fn run(settings: InventorySettings, shutdown: Shutdown) -> anyhow::Result<()> {
+pub async fn run(
+    configured: Configured,
+    baseline: Baseline,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
+    let settings = &configured.settings;
     let mut admin = TopicAdmin::connect(&settings.connection, CONNECT_DEADLINE).await?;
     let topics = [
         settings.order_topic.as_str(),
@@ -46,15 +52,17 @@ pub async fn run(settings: InventorySettings, shutdown: Shutdown) -> anyhow::Res
             .context("waiting for the order topic")?;
         let partitions = orders.get(&settings.order_topic).copied().unwrap_or(6);
         let rf = settings.replication_factor;
+        let mut specs = vec![
+            TopicSpec::new(&settings.inventory_topic, partitions, rf),
+            TopicSpec::new(&settings.dlq_topic, partitions, rf),
+            TopicSpec::new(&settings.state_topic, partitions, rf)
+                .with_config("cleanup.policy", "compact"),
+        ];
+        specs.extend(configured.control.specs(rf));
         admin
-            .create_topics(&[
-                TopicSpec::new(&settings.inventory_topic, partitions, rf),
-                TopicSpec::new(&settings.dlq_topic, partitions, rf),
-                TopicSpec::new(&settings.state_topic, partitions, rf)
-                    .with_config("cleanup.policy", "compact"),
-            ])
+            .create_topics(&specs)
             .await
-            .context("creating the inventory topics")?;
+            .context("creating the inventory, control and status topics")?;
     }
     let found = tokio::select! {
         found = admin.wait_for_topics(&topics, &settings.topic_wait) => found.context("waiting for topics")?,
@@ -87,126 +95,192 @@ pub async fn run(settings: InventorySettings, shutdown: Shutdown) -> anyhow::Res
     let outcomes = producer(settings.inventory_topic.clone()).await?;
     let dead_letters = producer(settings.dlq_topic.clone()).await?;
     let changelog = producer(settings.state_topic.clone()).await?;
+    // The control plane gets connections of its own: Nisshi answers one request at a time
+    // per connection, and restoring stock must not queue behind the control topic's long
+    // polls (nor status writes behind them).
+    let control_client = shared::connect::data_client(&settings.connection, CONNECT_DEADLINE);
+    let status_client = shared::connect::data_client(&settings.connection, CONNECT_DEADLINE);
 
-    let mut config = GroupConfig::new(
-        settings.group_id.clone(),
-        vec![settings.order_topic.clone()],
-    )
-    .with_session_timeout(settings.session_timeout)
-    .with_fetch(&settings.fetch);
-    config.enable_auto_commit = false;
-    config.auto_offset_reset = match settings.auto_offset_reset {
-        ConfiguredReset::Earliest => OffsetReset::Earliest,
-        ConfiguredReset::Latest => OffsetReset::Latest,
-        ConfiguredReset::None => OffsetReset::None,
-    };
-    // The changelog is read with a fetcher of its own (no group: every partition is read from
-    // its start on each assignment), so restoring never competes with the orders' budget.
-    let changelog_reader = Fetcher::start(
-        &settings.connection,
-        shared::connect::broker_connection(&settings.connection, CONNECT_DEADLINE).await?,
-        FetchSettings {
-            reset: OffsetReset::Earliest,
-            ..config.fetch_settings()
-        },
+    let mut control = ControlReader::start(
+        Arc::new(control_client.await?),
+        &configured.control.control,
+        live::SERVICE,
+        shutdown.clone(),
     );
-    let mut consumer = GroupConsumer::start(&settings.connection, config, CONNECT_DEADLINE).await?;
+    control.wait_caught_up(CONTROL_BOOT_WAIT).await;
+    let status_stop = Shutdown::manual();
+    let (status, status_task) = shared::control::status::publish(
+        Arc::new(status_client.await?),
+        &configured.control.status,
+        StatusIdentity::for_this_process(live::SERVICE),
+        status_stop.clone(),
+    );
+    let mut live_settings = LiveSettings::new(baseline, live::knobs(), Configured::from_source);
+    let first = control.state.borrow_and_update().clone();
+    let current = live_settings
+        .apply(&first.desired)
+        .unwrap_or_else(|| configured.clone());
+    status.set(
+        StatusPart::Settings,
+        live::settings_status(&live_settings, first.unreadable.as_deref()),
+    );
+    let (rules_tx, rules) = watch::channel(LiveRules::of(&current.settings));
     let stats = Arc::new(Stats::default());
-    let outputs = Outputs {
+    let shared = Shared {
+        settings: Arc::new(settings.clone()),
         outcomes,
         dead_letters,
         changelog,
-        committer: consumer.committer(),
         stats: Arc::clone(&stats),
-        failures: FailureModel {
-            fail_rate: settings.fail_rate,
-            max_retries: settings.max_retries,
-            backoff: settings.retry_backoff,
-            seed: settings.fail_seed,
-        },
-        throttle: settings.throttle,
-        initial_stock: settings.initial_stock,
-        restock: settings.restock,
+        rules,
     };
-    let mut workers: HashMap<TopicPartition, Running> = HashMap::new();
-    let mut last_report = Instant::now();
-    let outcome: anyhow::Result<()> = loop {
-        let event = tokio::select! {
-            biased;
-            _ = shutdown.cancelled() => break Ok(()),
-            event = consumer.next() => event,
-        };
-        match event {
-            None => break Ok(()),
-            Some(Err(e)) => break Err(anyhow::Error::new(e).context("group member")),
-            Some(Ok(ConsumerEvent::Assigned(partitions))) => {
-                let committed: Vec<(i32, i64)> = partitions
-                    .iter()
-                    .map(|p| {
-                        (
-                            p.partition,
-                            consumer.positions().get(p).copied().unwrap_or(0),
-                        )
-                    })
-                    .collect();
-                let mut stocks =
-                    state::restore(&changelog_reader, &settings.state_topic, &committed)
-                        .await
-                        .map_err(|e| anyhow::anyhow!("restoring stock: {e}"))?;
-                for partition in partitions {
-                    let stock = stocks.remove(&partition.partition).unwrap_or_default();
-                    tracing::info!(%partition, items = stock.len(), "stock restored");
-                    let (batches, receiver) = mpsc::channel(2);
-                    let worker = Worker::new(partition.clone(), stock, outputs.clone());
-                    let task = tokio::spawn(worker.run(receiver));
-                    workers.insert(partition, Running { batches, task });
+    let mut members = Members {
+        shared,
+        running: Vec::new(),
+        closing: Vec::new(),
+        wanted: current.members,
+    };
+    let mut outcome = members.reconcile().await;
+    tracing::info!(members = members.wanted, live = ?live_settings.applied(), "inventory running");
+    let mut report = tokio::time::interval(settings.report_interval);
+    let mut refresh = tokio::time::interval(STATUS_REFRESH);
+    while outcome.is_ok() {
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            changed = control.state.changed() => {
+                if changed.is_err() {
+                    continue;
                 }
-            }
-            Some(Ok(ConsumerEvent::Revoked { partitions, .. })) => {
-                for partition in partitions {
-                    if let Some(running) = workers.remove(&partition) {
-                        drop(running.batches);
-                        running.task.await.context("worker panicked")??;
+                let state = control.state.borrow_and_update().clone();
+                if let Some(changed) = live_settings.apply(&state.desired) {
+                    let rules = LiveRules::of(&changed.settings);
+                    if *rules_tx.borrow() != rules {
+                        tracing::info!(?rules, "live rules applied");
+                        rules_tx.send_replace(rules);
+                    }
+                    if changed.members != members.wanted {
+                        tracing::info!(from = members.wanted, to = changed.members, "MEMBERS changed live");
+                        members.wanted = changed.members;
+                        outcome = members.reconcile().await;
                     }
                 }
+                status.set(StatusPart::Settings, live::settings_status(&live_settings, state.unreadable.as_deref()));
             }
-            Some(Ok(ConsumerEvent::Records(batch))) => {
-                let partition = batch.partition.clone();
-                let Some(running) = workers.get(&partition) else {
-                    continue;
-                };
-                if running.batches.send(batch).await.is_err()
-                    && let Some(running) = workers.remove(&partition)
-                {
-                    running.task.await.context("worker panicked")??;
-                    bail!("the worker of {partition} stopped");
-                }
+            _ = refresh.tick() => {
+                outcome = members.check().await;
+                publish_figures(&status, &stats);
+                members.publish(&status);
             }
-        }
-        if last_report.elapsed() >= settings.report_interval {
-            last_report = Instant::now();
-            report(&stats, consumer.lag().values().sum());
-        }
-    };
-    // Finish what was handed out, commit it, then leave.
-    let mut worker_errors = Vec::new();
-    for (_, running) in workers.drain() {
-        drop(running.batches);
-        match running.task.await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => worker_errors.push(e),
-            Err(e) => worker_errors.push(anyhow::Error::new(e)),
+            _ = report.tick() => log_summary(&stats, members.running.len()),
         }
     }
-    report(&stats, consumer.lag().values().sum());
-    consumer.close().await?;
-    if let Some(e) = worker_errors.into_iter().next() {
-        return Err(e);
-    }
-    outcome
+    members.wanted = 0;
+    let closed = members.reconcile().await.and(members.closed().await);
+    log_summary(&stats, 0);
+    publish_figures(&status, &stats);
+    members.publish(&status);
+    status_stop.trigger();
+    let _ = status_task.await;
+    outcome.and(closed)
 }
 
-fn report(stats: &Stats, lag: i64) {
+/// The members this process runs, newest last, and those still leaving.
+struct Members {
+    shared: Shared,
+    running: Vec<RunningMember>,
+    /// A closing member first finishes the batches it was handed (with a throttle or failures
+    /// that can take many seconds), so it closes in its own task: the loop stays responsive
+    /// to control and keeps publishing status meanwhile.
+    closing: Vec<(MemberObserver, JoinHandle<anyhow::Result<()>>)>,
+    wanted: usize,
+}
+
+impl Members {
+    /// Starts or closes members until `wanted` run. Closing takes the newest first, so the
+    /// longest-running members keep their partitions' warm stock when the group shrinks.
+    async fn reconcile(&mut self) -> anyhow::Result<()> {
+        while self.running.len() < self.wanted {
+            let member = RunningMember::start(self.shared.clone()).await?;
+            self.running.push(member);
+        }
+        while self.running.len() > self.wanted {
+            if let Some(member) = self.running.pop() {
+                let observer = member.observer();
+                self.closing.push((observer, tokio::spawn(member.close())));
+            }
+        }
+        Ok(())
+    }
+
+    /// A member that ended by itself failed, as did one that could not close cleanly: the
+    /// service stops (a restart replays the uncommitted tail).
+    async fn check(&mut self) -> anyhow::Result<()> {
+        if self.running.iter().any(RunningMember::is_finished) {
+            bail!("a group member stopped unexpectedly");
+        }
+        let (done, open): (Vec<_>, Vec<_>) = std::mem::take(&mut self.closing)
+            .into_iter()
+            .partition(|(_, handle)| handle.is_finished());
+        self.closing = open;
+        for (_, handle) in done {
+            // Already finished: awaiting returns at once.
+            match handle.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(e.context("closing a group member")),
+                Err(e) => return Err(anyhow::Error::new(e).context("closing a group member")),
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits for every leaving member.
+    async fn closed(&mut self) -> anyhow::Result<()> {
+        let mut result = Ok(());
+        for (_, handle) in self.closing.drain(..) {
+            match handle.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => result = Err(e),
+                Err(e) => result = Err(anyhow::Error::new(e)),
+            }
+        }
+        result
+    }
+
+    fn publish(&self, status: &StatusBoard) {
+        let mut members: Vec<_> = self.running.iter().map(RunningMember::view).collect();
+        // A leaving member still holds its partitions until it has committed and left.
+        members.extend(self.closing.iter().map(|(observer, _)| {
+            let mut view = observer.view();
+            if view.state != MemberState::Closed {
+                view.state = MemberState::Leaving;
+            }
+            view
+        }));
+        status.set(
+            StatusPart::Members,
+            json!({ "group_id": self.shared.settings.group_id, "members": members }),
+        );
+    }
+}
+
+fn publish_figures(status: &StatusBoard, stats: &Stats) {
+    let load = |counter: &std::sync::atomic::AtomicU64| counter.load(Ordering::Relaxed);
+    status.set(
+        StatusPart::Figures,
+        json!({
+            "processed": load(&stats.processed),
+            "reserved": load(&stats.reserved),
+            "rejected": load(&stats.rejected),
+            "failed": load(&stats.failed),
+            "restocked": load(&stats.restocked),
+            "retries": load(&stats.retries),
+            "dead_letters": load(&stats.dead_letters),
+            "malformed": load(&stats.malformed),
+        }),
+    );
+}
+
+fn log_summary(stats: &Stats, members: usize) {
     let load = |counter: &std::sync::atomic::AtomicU64| counter.load(Ordering::Relaxed);
     tracing::info!(
         processed = load(&stats.processed),
@@ -217,7 +291,7 @@ fn report(stats: &Stats, lag: i64) {
         retries = load(&stats.retries),
         dead_letters = load(&stats.dead_letters),
         malformed = load(&stats.malformed),
-        lag,
+        members,
         "summary"
     );
 }

@@ -149,6 +149,7 @@ pub fn variables() -> Vec<Variable> {
     variables.extend(ConsumerFetchSettings::variables());
     // Its three output producers (outcomes, dead letters, changelog) share these.
     variables.extend(producer_variables());
+    variables.extend(crate::live::variables());
     variables
 }
 

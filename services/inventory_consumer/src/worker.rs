@@ -48,6 +48,8 @@ pub struct Outputs {
     pub throttle: Duration,
     pub initial_stock: i64,
     pub restock: Option<(Duration, i64)>,
+    /// Live changes to the three fields above (`live::LiveRules`, applied by `refresh_rules`).
+    pub rules: tokio::sync::watch::Receiver<crate::live::LiveRules>,
 }
 
 /// What one batch produces, per output topic.
@@ -113,12 +115,9 @@ impl Worker {
 
     /// Processes batches until the channel closes (revocation or shutdown).
     pub async fn run(mut self, mut batches: mpsc::Receiver<RecordBatch>) -> anyhow::Result<()> {
-        let restock_every = self
-            .outputs
-            .restock
-            .map_or(Duration::from_secs(365 * 24 * 3600), |(every, _)| every);
-        let mut restock = tokio::time::interval(restock_every);
-        restock.tick().await;
+        let mut restock_period = self.outputs.restock.map(|(every, _)| every);
+        let mut restock = restock_timer(restock_period).await;
+        let mut rules_open = true;
         loop {
             tokio::select! {
                 batch = batches.recv() => match batch {
@@ -126,6 +125,15 @@ impl Worker {
                     None => return Ok(()),
                 },
                 _ = restock.tick(), if self.outputs.restock.is_some() => self.restock().await?,
+                changed = self.outputs.rules.changed(), if rules_open => match changed {
+                    Ok(()) => self.outputs.refresh_rules(),
+                    Err(_) => rules_open = false,
+                },
+            }
+            let period = self.outputs.restock.map(|(every, _)| every);
+            if period != restock_period {
+                restock_period = period;
+                restock = restock_timer(period).await;
             }
         }
     }
@@ -136,6 +144,10 @@ impl Worker {
         };
         let mut out = Pending::default();
         for record in &batch.records {
+            // A live change applies from the next order, not the next batch.
+            if self.outputs.rules.has_changed().unwrap_or(false) {
+                self.outputs.refresh_rules();
+            }
             if !self.outputs.throttle.is_zero() {
                 tokio::time::sleep(self.outputs.throttle).await;
             }
@@ -323,6 +335,14 @@ impl Worker {
         }
         Ok(())
     }
+}
+
+/// A restock clock (a year apart when restocking is off, so it never fires); its first tick
+/// is taken, so the first restock comes one period after start.
+async fn restock_timer(period: Option<Duration>) -> tokio::time::Interval {
+    let mut timer = tokio::time::interval(period.unwrap_or(Duration::from_secs(365 * 24 * 3600)));
+    timer.tick().await;
+    timer
 }
 
 fn outcome_record(event: &InventoryEvent) -> anyhow::Result<OutgoingRecord> {

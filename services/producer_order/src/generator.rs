@@ -46,28 +46,18 @@ pub struct OrderGenerator {
 
 impl OrderGenerator {
     pub fn new(seed: u64, item_count: u32, skew: f64, customer_count: u32, currency: &str) -> Self {
-        let items = item_count.max(1) as usize;
-        let weights: Vec<f64> = (1..=items)
-            .map(|rank| 1.0 / (rank as f64).powf(skew.max(0.0)))
-            .collect();
-        let total: f64 = weights.iter().sum();
-        let mut running = 0.0;
-        let mut cumulative: Vec<f64> = weights
-            .iter()
-            .map(|w| {
-                running += w / total;
-                running
-            })
-            .collect();
-        if let Some(last) = cumulative.last_mut() {
-            *last = 1.0;
-        }
         Self {
             random: SplitMix64::new(seed),
-            cumulative,
+            cumulative: popularity(item_count, skew),
             customer_count: u64::from(customer_count.max(1)),
             currency: currency.to_owned(),
         }
+    }
+
+    /// Changes which items are ordered (a live `ITEM_COUNT` or `SKEW`) without restarting the
+    /// random sequence: restarting it would repeat order ids already sent.
+    pub fn set_items(&mut self, item_count: u32, skew: f64) {
+        self.cumulative = popularity(item_count, skew);
     }
 
     /// The index of the next item, by popularity.
@@ -96,6 +86,28 @@ impl OrderGenerator {
             created_at,
         )
     }
+}
+
+/// Cumulative popularity of items 0..n (last entry exactly 1.0): uniform at `skew` 0, Zipf
+/// with exponent `skew` above.
+fn popularity(item_count: u32, skew: f64) -> Vec<f64> {
+    let items = item_count.max(1) as usize;
+    let weights: Vec<f64> = (1..=items)
+        .map(|rank| 1.0 / (rank as f64).powf(skew.max(0.0)))
+        .collect();
+    let total: f64 = weights.iter().sum();
+    let mut running = 0.0;
+    let mut cumulative: Vec<f64> = weights
+        .iter()
+        .map(|w| {
+            running += w / total;
+            running
+        })
+        .collect();
+    if let Some(last) = cumulative.last_mut() {
+        *last = 1.0;
+    }
+    cumulative
 }
 
 /// `item-0001` style ids, the record key of every order.

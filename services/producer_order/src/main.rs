@@ -4,6 +4,7 @@
 //! pacing and the run loop live in their own modules.
 
 mod generator;
+mod live;
 mod pacing;
 mod run;
 mod settings;
@@ -12,6 +13,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use shared::cli::{ServiceInfo, Startup};
+use shared::control::Baseline;
 use shared::settings::LogFormat;
 
 use settings::ProducerSettings;
@@ -31,16 +33,19 @@ const INFO: ServiceInfo = ServiceInfo {
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    let (settings, log_format) = match shared::cli::start(&INFO, &settings::variables(), |source| {
-        Ok((
-            ProducerSettings::from_source(source)?,
-            LogFormat::from_source(source)?,
-        ))
-    }) {
-        Startup::Run(loaded) | Startup::Subcommand(_, loaded) => loaded,
-        Startup::Exit(code) => return ExitCode::from(code as u8),
-    };
-    match start(settings) {
+    let (settings, log_format, baseline) =
+        match shared::cli::start(&INFO, &settings::variables(), |source| {
+            Ok((
+                ProducerSettings::from_source(source)?,
+                LogFormat::from_source(source)?,
+                // The start-up values, for live changes to be checked against (shared::control).
+                Baseline::capture(source, &settings::variables()),
+            ))
+        }) {
+            Startup::Run(loaded) | Startup::Subcommand(_, loaded) => loaded,
+            Startup::Exit(code) => return ExitCode::from(code as u8),
+        };
+    match start(settings, baseline) {
         Ok(summary) => {
             summary.print(log_format);
             if summary.all_acknowledged() {
@@ -57,8 +62,8 @@ fn main() -> ExitCode {
 }
 
 #[tokio::main]
-async fn start(settings: ProducerSettings) -> anyhow::Result<run::Summary> {
+async fn start(settings: ProducerSettings, baseline: Baseline) -> anyhow::Result<run::Summary> {
     let shutdown =
         shared::shutdown::Shutdown::on_signals().context("installing signal handlers")?;
-    run::run(settings, shutdown).await
+    run::run(settings, baseline, shutdown).await
 }

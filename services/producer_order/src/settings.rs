@@ -7,6 +7,7 @@
 
 use std::time::Duration;
 
+use shared::control::ControlTopics;
 use shared::producer::ProducerConfig;
 use shared::settings::producer::{producer_config, producer_variables};
 use shared::settings::{
@@ -39,6 +40,8 @@ pub struct ProducerSettings {
     pub topic_partitions: i32,
     pub replication_factor: i16,
     pub producer: ProducerConfig,
+    /// The live control plane (`shared::control`).
+    pub control: ControlTopics,
 }
 
 pub fn variables() -> Vec<Variable> {
@@ -138,6 +141,8 @@ pub fn variables() -> Vec<Variable> {
         ),
     ]);
     variables.extend(producer_variables());
+    // The live control plane: where desired settings are read and status is written.
+    variables.extend(shared::control::variables());
     variables
 }
 
@@ -197,6 +202,7 @@ impl ProducerSettings {
             topic_partitions: source.integer("TOPIC_PARTITIONS", 1, 10_000)?,
             replication_factor: source.integer("REPLICATION_FACTOR", 1, 32)?,
             producer: producer_config(source)?,
+            control: ControlTopics::from_source(source)?,
         })
     }
 }

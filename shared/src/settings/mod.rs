@@ -43,7 +43,9 @@ impl Variable {
 
     /// Secrets are masked wherever settings are printed.
     pub fn is_secret(&self) -> bool {
-        self.name.contains("PASSWORD") || self.name.contains("SECRET")
+        self.name.contains("PASSWORD")
+            || self.name.contains("SECRET")
+            || self.name.contains("TOKEN")
     }
 }
 
