@@ -22,12 +22,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rskafka::client::Client;
-use rskafka::client::partition::{OffsetAt, PartitionClient, UnknownTopicHandling};
 use serde::Serialize;
 use serde_json::{Value, json};
 use shared::control::tail::{self, TailEvent};
 use shared::control::{ControlRecord, StatusPart, StatusRecord};
+use shared::group::TopicPartition;
 use shared::group::coordinator::Coordinator;
+use shared::group::fetch::{FetchSettings, Fetcher};
 use shared::settings::ConnectionSettings;
 use shared::shutdown::Shutdown;
 use tokio::sync::{mpsc, watch};
@@ -142,8 +143,19 @@ pub fn start(
             shutdown.clone(),
         );
         let coordinator = Coordinator::new(&connection, &settings.inventory_group, REQUEST_TIMEOUT);
+        // End offsets go through a fetcher that reads nothing: it asks each leader once for
+        // all its partitions (ListOffsets), not once per partition on a connection each.
+        let offsets =
+            match shared::connect::broker_connection(&connection, Duration::from_secs(30)).await {
+                Ok(bootstrap) => Fetcher::start(&connection, bootstrap, end_offset_settings()),
+                Err(e) => {
+                    tracing::warn!(error = %e, "pipeline view: no broker for end offsets");
+                    return;
+                }
+            };
         let view = View {
             client,
+            offsets,
             coordinator,
             group_id: settings.inventory_group.clone(),
             order_topic,
@@ -171,7 +183,8 @@ struct View {
     coordinator: Coordinator,
     group_id: String,
     order_topic: String,
-    partitions: Vec<PartitionClient>,
+    offsets: Fetcher,
+    partitions: Vec<TopicPartition>,
     book: StatusBook,
     desired: BTreeMap<String, BTreeMap<String, String>>,
     /// (when, sum of the order topic's end offsets).
@@ -254,7 +267,7 @@ impl View {
         }
     }
 
-    async fn partition_clients(&mut self) -> Result<(), String> {
+    async fn order_partitions(&mut self) -> Result<(), String> {
         if !self.partitions.is_empty() {
             return Ok(());
         }
@@ -262,31 +275,28 @@ impl View {
         let Some(topic) = topics.into_iter().find(|t| t.name == self.order_topic) else {
             return Err(format!("{} does not exist", self.order_topic));
         };
-        for partition in topic.partitions {
-            let client = self
-                .client
-                .partition_client(
-                    self.order_topic.clone(),
-                    partition,
-                    UnknownTopicHandling::Error,
-                )
-                .await
-                .map_err(|e| e.to_string())?;
-            self.partitions.push(client);
-        }
+        self.partitions = topic
+            .partitions
+            .into_iter()
+            .map(|partition| TopicPartition::new(&self.order_topic, partition))
+            .collect();
         Ok(())
     }
 
     async fn end_offsets(&mut self) -> Result<Vec<(i32, i64)>, String> {
-        self.partition_clients().await?;
-        let mut ends = Vec::with_capacity(self.partitions.len());
-        for partition in &self.partitions {
-            let end = tokio::time::timeout(REQUEST_TIMEOUT, partition.get_offset(OffsetAt::Latest))
-                .await
-                .map_err(|_| "timed out".to_owned())?
-                .map_err(|e| e.to_string())?;
-            ends.push((partition.partition(), end));
-        }
+        self.order_partitions().await?;
+        let ends = tokio::time::timeout(
+            REQUEST_TIMEOUT,
+            self.offsets.end_offsets(self.partitions.clone()),
+        )
+        .await
+        .map_err(|_| "timed out".to_owned())?
+        .map_err(|e| e.to_string())?;
+        let mut ends: Vec<(i32, i64)> = ends
+            .into_iter()
+            .map(|(partition, end)| (partition.partition, end))
+            .collect();
+        ends.sort_unstable();
         Ok(ends)
     }
 
@@ -420,5 +430,13 @@ impl View {
                 .filter_map(|s| Some((s.clone(), book.catalogue(s)?.clone())))
                 .collect(),
         }
+    }
+}
+
+/// The fetcher behind the end offsets reads no partition, so only its request time matters.
+fn end_offset_settings() -> FetchSettings {
+    FetchSettings {
+        request_timeout: REQUEST_TIMEOUT,
+        ..shared::group::GroupConfig::new("pipeline-view", Vec::new()).fetch_settings()
     }
 }
