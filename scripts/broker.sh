@@ -21,8 +21,8 @@ CACHE_DIR="${STREAMING_KAFKA_CACHE:-$HOME/.cache/streaming-kafka}"
 BIN_DIR="$CACHE_DIR/bin"
 RUN_DIR="$CACHE_DIR/run"
 
-log() { printf 'broker.sh: %s\n' "$*" >&2; }
-die() { log "error: $*"; exit 1; }
+# log, die and free_port; found beside this file, so the script runs from any directory.
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 installed_binary() {
   if [[ -x "$BIN_DIR/nisshi" ]]; then echo "$BIN_DIR/nisshi"; return 0; fi
@@ -68,15 +68,6 @@ metadata_answers() {
     && printf '\x00\x00\x00\x17\x00\x03\x00\x01\x00\x00\x00\x01\x00\x09broker.sh\xff\xff\xff\xff' >&3 \
     && head -c 8 <&3 | od -An -tx1" 2>/dev/null) || return 1
   [[ "$(echo $reply | cut -d' ' -f5-8)" == "00 00 00 01" ]]
-}
-
-free_port() {
-  local port
-  for _ in $(seq 1 50); do
-    port=$(( (RANDOM % 20000) + 20000 ))
-    if ! (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null; then echo "$port"; return 0; fi
-  done
-  die "no free port found"
 }
 
 # The pid file holds the pid; it is ours only if that process still runs our binary.
