@@ -53,10 +53,10 @@ def main():
             delay = started + n / args.rate - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
-        item = rng.randrange(100)
         if args.preserialized:
-            value = sample
+            item, value = n % 100, sample
         else:
+            item = rng.randrange(100)
             value = peer_events.encode(peer_events.order(
                 str(uuid.UUID(int=rng.getrandbits(128), version=4)),
                 f"customer-{rng.randrange(10000):05}", item_keys[item], rng.randint(1, 5),
