@@ -20,10 +20,9 @@ scripts/broker.sh install >/dev/null
 PYTHON=$(peer_python)
 release_binaries analytics_consumer
 BIN="$TARGET/analytics-consumer"
-stop_started_on_exit
-broker_start "bench-analytics-$$"
 WRK_OUT=$(mktemp)
-trap 'status=$?; trap - EXIT; stop_started; rm -f "$WRK_OUT"; exit "$status"' EXIT
+stop_started_on_exit 'rm -f "$WRK_OUT"'
+broker_start "bench-analytics-$$"
 
 "$PYTHON" scripts/seed-events.py "$BOOTSTRAP" "$COUNT" --orders orders --outcomes outcomes
 

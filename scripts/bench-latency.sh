@@ -67,10 +67,9 @@ need_count --fetch-wait-ms "$fetch_wait_ms"
 need_count --fetch-min-bytes "$fetch_min_bytes" 1
 log "fetch wait ${fetch_wait_ms} ms, fetch min bytes ${fetch_min_bytes}, ${runs} run(s) per rate, ${SECONDS_PER_RATE} s each"
 
-stop_started_on_exit
-broker_start "bench-latency-$$"
 WORK=$(mktemp -d)
-trap 'status=$?; trap - EXIT; stop_started; rm -rf "$WORK"; exit "$status"' EXIT
+stop_started_on_exit 'rm -rf "$WORK"'
+broker_start "bench-latency-$$"
 FETCH_ENV=(FETCH_MAX_WAIT_MS="$fetch_wait_ms" FETCH_MIN_BYTES="$fetch_min_bytes")
 
 # ours RATE RUN / peer RATE RUN: one run of a pipeline. They print their figures on stdout and

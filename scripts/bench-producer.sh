@@ -15,10 +15,9 @@ need_count COUNT "$COUNT" 1
 scripts/broker.sh install >/dev/null
 PYTHON=$(peer_python)
 release_binaries producer_order
-stop_started_on_exit
-broker_start "bench-producer-$$"
 WORK=$(mktemp -d)
-trap 'status=$?; trap - EXIT; stop_started; rm -rf "$WORK"; exit "$status"' EXIT
+stop_started_on_exit 'rm -rf "$WORK"'
+broker_start "bench-producer-$$"
 
 # ours VAR=VALUE...: runs producer-order with that environment; prints its JSON summary with
 # the exact peak RSS (scripts/with-peak-rss.py) added as peak_rss_kib.

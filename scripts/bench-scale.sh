@@ -37,9 +37,8 @@ for partitions in "${COUNTS[@]}"; do need_count PARTITIONS "$partitions" 1; done
 scripts/broker.sh install >/dev/null
 PYTHON=$(peer_python)
 release_binaries producer_order inventory_consumer
-stop_started_on_exit
 WORK=$(mktemp -d)
-trap 'status=$?; trap - EXIT; stop_started; rm -rf "$WORK"; exit "$status"' EXIT
+stop_started_on_exit 'rm -rf "$WORK"'
 
 # measure PARTITIONS RUN: one measurement on a fresh broker; prints
 # "seconds peak_rss_kib inventory_connections broker_connections".

@@ -38,9 +38,8 @@ need_count --runs "$runs" 1
 
 scripts/broker.sh install >/dev/null
 release_binaries producer_order inventory_consumer analytics_consumer
-stop_started_on_exit
 WORK=$(mktemp -d)
-trap 'status=$?; trap - EXIT; stop_started; rm -rf "$WORK"; exit "$status"' EXIT
+stop_started_on_exit 'rm -rf "$WORK"'
 
 # measure STORAGE INDEX LABEL: prints one Markdown row.
 measure() {

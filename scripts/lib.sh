@@ -101,8 +101,12 @@ stop_started() {
   STARTED_BROKERS=()
 }
 
+# stop_started_on_exit [COMMAND]: on any exit, stop_started and then COMMAND (evaluated then,
+# e.g. 'rm -rf "$WORK"'); Ctrl+C and SIGTERM exit with 130 and 143 through the same path.
+STOP_ALSO=""
 stop_started_on_exit() {
-  trap 'status=$?; trap - EXIT; stop_started; exit "$status"' EXIT
+  STOP_ALSO=${1:-$STOP_ALSO}
+  trap 'exit_status=$?; trap - EXIT; stop_started; eval "$STOP_ALSO"; exit "$exit_status"' EXIT
   trap 'exit 130' INT
   trap 'exit 143' TERM
 }
