@@ -38,13 +38,24 @@ need_count() {
 
 # --- ports and waiting --------------------------------------------------------------------
 
-# A port on 127.0.0.1 that nothing answers on (random in 20000-39999, so parallel scripts
-# rarely pick the same one; a listener could still take it before the caller binds).
+# A TCP port no socket on this machine uses, below the kernel's ephemeral range (so an
+# outgoing connection cannot be holding it when a service binds it a moment later): random,
+# so parallel scripts rarely pick the same one; a listener could still take it first.
 free_port() {
-  local port
+  local low high port hex
+  read -r low _ < /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || low=32768
+  high=$(( low - 1 ))
+  (( high > 15000 )) || high=32767
   for _ in $(seq 1 50); do
-    port=$(( (RANDOM % 20000) + 20000 ))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then echo "$port"; return 0; fi
+    port=$(( 15000 + RANDOM % (high - 15000 + 1) ))
+    hex=$(printf '%04X' "$port")
+    # Any state counts: a listener, a connection, or a socket in TIME_WAIT.
+    if ! awk -v hex="$hex" 'NR > 1 { split($2, local_end, ":"); if (local_end[2] == hex) found = 1 }
+                            END { exit found ? 0 : 1 }' /proc/net/tcp /proc/net/tcp6 2>/dev/null \
+       && ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+      echo "$port"
+      return 0
+    fi
   done
   die "no free port found on 127.0.0.1"
 }
