@@ -7,10 +7,11 @@
 # acknowledged, and the dashboard's end-to-end latency (analytics' window) and lag at the end.
 # It is how run.sh's storage default and --durable's SQLite options were chosen.
 #
-#   scripts/bench-storage.sh [--seconds S] [--rate N] [--runs N] [STORAGE ...]
+#   scripts/bench-storage.sh [--seconds S] [--rate N] [--runs N] [STORAGE ...] [VAR=VALUE ...]
 #                 default: --seconds 30 --rate 1000 --runs 1 memory durable durable:mode=direct durable:mode=mpsc
 #
 # With --runs N the storages are measured in turn N times (interleaved) and every run is a row.
+# VAR=VALUE settings go to all three services (e.g. LINGER_MS=20), after their env files.
 #
 # STORAGE is `memory`, `durable`, or `durable:QUERY` (QUERY appended to the sqlite URL, see
 # scripts/broker.sh). Bounded: each run lasts SECONDS plus start-up (deadlines of 120 s) and
@@ -20,7 +21,7 @@ source "$(dirname "$0")/lib.sh"
 cd "$REPO_ROOT"
 
 seconds=30 rate=1000 runs=1
-storages=()
+storages=() settings=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --seconds) seconds=${2:?--seconds needs a value}; shift 2 ;;
@@ -28,6 +29,7 @@ while [[ $# -gt 0 ]]; do
     --runs) runs=${2:?--runs needs a value}; shift 2 ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 2 ;;
     memory|durable|durable:*) storages+=("$1"); shift ;;
+    [A-Z]*=*) settings+=("$1"); shift ;;
     *) die_usage "unknown option or storage '$1' (accepted: memory, durable, durable:QUERY; see --help)" ;;
   esac
 done
@@ -57,7 +59,7 @@ measure() {
   wait_until 30 "the request counter to listen" proxy_up
 
   local http_port; http_port=$(free_port)
-  local common=(BOOTSTRAP_SERVERS="127.0.0.1:$proxy_port" RUST_LOG=warn LOG_FORMAT=json)
+  local common=(BOOTSTRAP_SERVERS="127.0.0.1:$proxy_port" RUST_LOG=warn LOG_FORMAT=json "${settings[@]}")
   env ENV_FILE=services/inventory_consumer/inventory.env "${common[@]}" CREATE_TOPICS=1 \
     "$TARGET/inventory-consumer" > "$WORK/inventory.log" 2>&1 &
   local inventory=$!; track_pid "$inventory"
@@ -123,7 +125,7 @@ done
 
 echo
 echo "Storage: the playground pipeline at $rate orders/s for ${seconds}s per storage (services with their env files,"
-echo "through a counting proxy), $(nproc) cores, $(date -u +%F)"
+echo "through a counting proxy)${settings[*]:+, with ${settings[*]}}, $(nproc) cores, $(date -u +%F)"
 echo
 echo "| storage | broker CPU (% of a core) | produce requests/s | bytes per produce request | fetch requests/s | all requests/s | producer acknowledged orders/s | latency p50 / p99 (ms, dashboard window) | lag at the end |"
 echo "|---|---|---|---|---|---|---|---|---|"
