@@ -71,7 +71,8 @@ peer_install=$(du -sb "$package_dir" "$(dirname "$package_dir")/confluent_kafka.
 
 value() { awk -v k="$1" '$1 == k { print $2 }' "$BENCH_RESULTS" | tail -n 1; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a ~ /^[0-9.]+$/ && b ~ /^[0-9.]+$/ && b > 0) printf "%.2fx", a / b; else print "n/a" }'; }
-row() { echo "| $1 | $2 | $3 | $(ratio "$2" "$3") |"; }
+# row MEASURE OURS PEER: a summary row; the ratio only where a peer figure exists.
+row() { local r=""; [[ -n "$3" ]] && r=$(ratio "$2" "$3"); echo "| $1 | $2 | $3 | $r |"; }
 
 summary=$(
   echo "| measure | ours | peer (same run) | ours / peer |"
