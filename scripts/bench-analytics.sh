@@ -1,134 +1,95 @@
 #!/usr/bin/env bash
 # Analytics benchmark, one broker, one run: events/s analysed by analytics-consumer beside a
-# Python confluent-kafka consumer doing the same windowed counting; then /metrics under 50
-# concurrent clients for 10 s (wrk) while consuming, and how much consumption slows.
-# Prints a Markdown table.
+# Python confluent-kafka consumer doing the same windowed counting (scripts/analytics-peer.py);
+# then /metrics under 50 concurrent clients for 10 s (wrk) while consuming, and how much
+# consumption slows; analytics-consumer's peak RSS against the full-speed target. The backlog
+# (scripts/seed-events.py) is built from shared/schemas. Prints Markdown tables.
 #
 #   scripts/bench-analytics.sh [EVENTS_PER_TOPIC]
 set -euo pipefail
-cd "$(dirname "$0")/.."
+source "$(dirname "$0")/lib.sh"
+cd "$REPO_ROOT"
 COUNT="${1:-1000000}"
-NAME="bench-analytics-$$"
+need_count EVENTS_PER_TOPIC "$COUNT" 1
 
 if ! command -v wrk >/dev/null 2>&1; then
-  [[ $(id -u) -eq 0 ]] || { echo "install Debian's wrk first" >&2; exit 1; }
+  [[ $(id -u) -eq 0 ]] || die "install Debian's wrk first"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
 fi
 scripts/broker.sh install >/dev/null
-PYTHON=$(scripts/peers.sh)
-cargo build --release --locked -q -p analytics_consumer
-BIN="${CARGO_TARGET_DIR:-target}/release/analytics-consumer"
-BOOTSTRAP=$(scripts/broker.sh start --name "$NAME" | sed -n 's/^BOOTSTRAP_SERVERS=//p')
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; scripts/broker.sh stop --name "$NAME" >/dev/null 2>&1 || true; }
-trap cleanup EXIT
+PYTHON=$(peer_python)
+release_binaries analytics_consumer
+BIN="$TARGET/analytics-consumer"
+WRK_OUT=$(mktemp)
+stop_started_on_exit 'rm -f "$WRK_OUT"'
+broker_start "bench-analytics-$$"
 
-"$PYTHON" - "$BOOTSTRAP" "$COUNT" <<'PY'
-import json, sys, uuid
-from confluent_kafka import Producer
-from confluent_kafka.admin import AdminClient, NewTopic
-bootstrap, count = sys.argv[1], int(sys.argv[2])
-admin = AdminClient({"bootstrap.servers": bootstrap})
-for f in admin.create_topics([NewTopic("orders", 6, 1), NewTopic("outcomes", 6, 1)]).values():
-    f.result()
-p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "queue.buffering.max.messages": 1000000})
-def send(topic, value):
-    while True:
-        try:
-            p.produce(topic, value=value); return
-        except BufferError:
-            p.poll(0.01)
-for i in range(count):
-    oid = str(uuid.UUID(int=i + 1))
-    send("orders", json.dumps({"schema_version": 1, "order_id": oid, "customer_id": "c-1", "item_id": f"item-{i % 100:04}",
-        "quantity": 1, "unit_price": 2.5, "currency": "EUR", "status": "created", "created_at": "2026-11-24T10:00:00.000Z"}).encode())
-    send("outcomes", json.dumps({"schema_version": 1, "event_id": str(uuid.uuid5(uuid.NAMESPACE_OID, oid)), "order_id": oid,
-        "item_id": f"item-{i % 100:04}", "quantity": 1, "outcome": "reserved", "reason": None, "stock_after": 5, "attempts": 1,
-        "order_created_at": "2026-11-24T10:00:00.000Z", "processed_at": "2026-11-24T10:00:00.020Z",
-        "source_partition": 0, "source_offset": i}).encode())
-p.flush(120)
-PY
+"$PYTHON" scripts/seed-events.py "$BOOTSTRAP" "$COUNT" --orders orders --outcomes outcomes
 
-# Runs analytics-consumer on a fresh group; prints "seconds peak_rss_kib" once it has counted
-# both topics. With "load", wrk hits /metrics with 50 connections for 10 s meanwhile.
+# counted PORT: orders + outcomes analytics has counted so far (0 while it is not serving).
+counted() {
+  curl -fs "http://127.0.0.1:$1/metrics" 2>/dev/null \
+    | python3 -c 'import json, sys; m = json.load(sys.stdin); print(m["orders"]["total"] + m["inventory_events"]["total"])' 2>/dev/null \
+    || echo 0
+}
+all_counted() { [[ $(counted "$1") -ge $(( COUNT * 2 )) ]]; }
+serving() { curl -fs "http://127.0.0.1:$1/healthz" >/dev/null 2>&1; }
+
+# ours PORT quiet|load: runs analytics-consumer on a fresh group until it has counted both
+# topics; sets OURS_SECONDS and OURS_RSS_KIB (run in this shell, so stop_started can reach
+# it). With load, wrk hits /metrics with 50 connections for 10 s meanwhile, and the consumer
+# keeps serving until wrk is done.
 ours() {
-  local port=$1 load=$2 started pid total rss wrk_out=""
-  started=$(date +%s.%N)
+  local port=$1 load=$2 started pid wrk_pid=""
+  started=$(now)
   BOOTSTRAP_SERVERS="$BOOTSTRAP" ORDER_TOPIC=orders INVENTORY_TOPIC=outcomes GROUP_ID="bench-$port" \
-    GROUP_INSTANCE_ID= HTTP_HOST=127.0.0.1 HTTP_PORT="$port" REPORT_INTERVAL_SEC=1 RUST_LOG=warn "$BIN" &
-  pid=$!; PIDS+=("$pid")
+    GROUP_INSTANCE_ID="" HTTP_HOST=127.0.0.1 HTTP_PORT="$port" REPORT_INTERVAL_SEC=1 RUST_LOG=warn "$BIN" &
+  pid=$!
+  track_pid "$pid"
   if [[ "$load" == load ]]; then
-    until curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1; do sleep 0.05; done
-    wrk -t2 -c50 -d10s --latency "http://127.0.0.1:$port/metrics" > "/tmp/$NAME-wrk.txt" 2>&1 &
-    PIDS+=("$!")
+    WAIT_INTERVAL=0.05 wait_until 60 "analytics to serve /healthz" serving "$port"
+    wrk -t2 -c50 -d10s --latency "http://127.0.0.1:$port/metrics" > "$WRK_OUT" 2>&1 &
+    wrk_pid=$!
+    track_pid "$wrk_pid"
   fi
-  while :; do
-    total=$(curl -fs "http://127.0.0.1:$port/metrics" 2>/dev/null | "$PYTHON" -c 'import json,sys; m=json.load(sys.stdin); print(m["orders"]["total"] + m["inventory_events"]["total"])' 2>/dev/null || echo 0)
-    [[ "$total" -ge $(( COUNT * 2 )) ]] && break
-    sleep 0.05
-  done
-  local seconds; seconds=$("$PYTHON" -c "import time; print(round(time.time() - $started, 3))")
-  rss=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")
-  kill "$pid"; wait "$pid" 2>/dev/null || true
-  echo "$seconds $rss"
+  WAIT_INTERVAL=0.05 wait_until 600 "analytics to count $(( COUNT * 2 )) events" all_counted "$port"
+  OURS_SECONDS=$(elapsed_since "$started")
+  OURS_RSS_KIB=$(peak_rss_kib "$pid")
+  [[ -n "$wrk_pid" ]] && { wait "$wrk_pid" || true; }
+  stop_pid "$pid"
 }
 
-peer() {
-  "$PYTHON" - "$BOOTSTRAP" "$COUNT" <<'PY'
-import json, resource, sys, time
-from collections import defaultdict
-from confluent_kafka import Consumer
-bootstrap, count = sys.argv[1], int(sys.argv[2])
-started = time.monotonic()
-c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"peer-{time.time()}", "auto.offset.reset": "earliest"})
-c.subscribe(["orders", "outcomes"])
-window, seen, totals = defaultdict(lambda: defaultdict(int)), set(), defaultdict(int)
-consumed = 0
-while consumed < 2 * count:
-    for m in c.consume(10000, 1.0):
-        if m.error():
-            continue
-        event = json.loads(m.value())
-        second = int(time.time())
-        if m.topic() == "outcomes":
-            if event["event_id"] in seen:
-                continue
-            seen.add(event["event_id"])
-            totals[event["outcome"]] += 1
-        window[second][m.topic()] += 1
-        consumed += 1
-seconds = time.monotonic() - started
-c.close()
-print(round(seconds, 3), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
-PY
-}
+ours "$(free_port)" quiet
+ours_s=$OURS_SECONDS ours_rss=$OURS_RSS_KIB
+read -r peer_s peer_rss < <("$PYTHON" scripts/analytics-peer.py "$BOOTSTRAP" orders outcomes "$COUNT")
+ours "$(free_port)" load
+loaded_s=$OURS_SECONDS
+rps=$(awk '/Requests\/sec/ { print $2 }' "$WRK_OUT")
+p99=$(awk '$1 == "99%" { print $2 }' "$WRK_OUT")
+rate() { awk -v n="$COUNT" -v s="$1" 'BEGIN { printf "%d", 2 * n / s }'; }
+ratio=$(awk -v p="$peer_s" -v o="$ours_s" 'BEGIN { printf "%.1f", p / o }')
+slowed=$(awk -v o="$ours_s" -v l="$loaded_s" 'BEGIN { s = 1 - o / l; if (s < 0) s = 0; printf "%.1f", 100 * s }')
 
-read -r ours_s ours_rss < <(ours 18081 quiet)
-read -r peer_s peer_rss < <(peer)
-read -r loaded_s _ < <(ours 18082 load)
-wait_for_wrk() { while pgrep -x wrk >/dev/null; do sleep 0.2; done; }
-wait_for_wrk
-rps=$(awk '/Requests\/sec/ {print $2}' "/tmp/$NAME-wrk.txt")
-p99=$(awk '$1 == "99%" {print $2}' "/tmp/$NAME-wrk.txt")
-rate() { "$PYTHON" -c "print(round(2 * $COUNT / $1))"; }
-
-# For scripts/bench.sh: figures as `key value` lines appended to $BENCH_RESULTS when it is set.
-result() { [[ -n "${BENCH_RESULTS:-}" ]] && echo "$1 $2" >> "$BENCH_RESULTS"; return 0; }
 result analytics_ours "$(rate "$ours_s")"; result analytics_peer "$(rate "$peer_s")"
-result analytics_ours_rss_mib "$(( ours_rss / 1024 ))"; result analytics_peer_rss_mib "$(( peer_rss / 1024 ))"
+result analytics_ours_rss_mib "$(mib "$ours_rss")"; result analytics_peer_rss_mib "$(mib "$peer_rss")"
 
 echo
 echo "Analytics: $COUNT orders + $COUNT outcomes, 6 partitions each, $(nproc) cores, $(date -u +%F)"
 echo
 echo "| consumer | events/s | seconds | peak RSS (MiB) |"
 echo "|---|---|---|---|"
-echo "| analytics-consumer | $(rate "$ours_s") | $ours_s | $(( ours_rss / 1024 )) |"
-echo "| Python + confluent-kafka, same counting | $(rate "$peer_s") | $peer_s | $(( peer_rss / 1024 )) |"
-echo "| ratio | $("$PYTHON" -c "print(f'{$peer_s / $ours_s:.1f}x')") | | |"
+echo "| analytics-consumer | $(rate "$ours_s") | $ours_s | $(mib "$ours_rss") |"
+echo "| Python + confluent-kafka, same counting | $(rate "$peer_s") | $peer_s | $(mib "$peer_rss") |"
+echo "| ratio | ${ratio}x | | |"
 echo
 echo "| /metrics under 50 connections for 10 s | value |"
 echo "|---|---|"
 echo "| requests/s | $rps |"
 echo "| p99 latency | $p99 |"
 echo "| events/s while loaded | $(rate "$loaded_s") |"
-echo "| consumption slowed by | $("$PYTHON" -c "print(f'{max(0.0, 1 - $ours_s / $loaded_s):.1%}')") |"
+echo "| consumption slowed by | $slowed% |"
+echo
+echo "| target | ours | target | met |"
+echo "|---|---|---|---|"
+target_row "analytics-consumer peak RSS at full speed (MiB)" "$(mib "$ours_rss")" "<=" "$RSS_TARGET_FULL_SPEED_MIB"
+target_row "events/s vs the Python peer (x)" "$ratio" ">=" 5

@@ -1,160 +1,169 @@
 #!/usr/bin/env bash
-# End-to-end latency benchmark, one broker, one run: orders produced at a steady rate, decided
-# by an inventory consumer, and the time from an order's `created_at` to its outcome's
+# End-to-end latency benchmark, one broker: orders produced at a steady rate, decided by an
+# inventory consumer, and the time from an order's `created_at` to its outcome's
 # `processed_at` (the dashboard's latency) at each rate. Ours: producer-order +
 # inventory-consumer (+ analytics-consumer running, for its memory). Peer: the same work in
-# Python with confluent-kafka (a paced producer, and a consumer that decides, produces the
-# outcome and commits after the flush). Both are read back and measured by the same script.
-# Also reports each process's peak RSS at the highest rate. Prints a Markdown table.
+# Python with confluent-kafka (scripts/order-peer.py paced as our steady mode,
+# scripts/inventory-peer.py deciding, producing the outcome and committing after the flush).
+# Both are read back and measured by scripts/latency-reader.py.
 #
-#   scripts/bench-latency.sh [SECONDS_PER_RATE] [RATE ...]     default: 20 1000 10000
+#   scripts/bench-latency.sh [options] [SECONDS_PER_RATE] [RATE ...]   default: 20 1000 10000
+#
+#   --fetch-wait-ms N    the broker-side fetch wait given to both pipelines: our consumers'
+#                        FETCH_MAX_WAIT_MS, librdkafka's fetch.wait.max.ms (default: the
+#                        environment's FETCH_MAX_WAIT_MS, else our consumer's effective value)
+#   --fetch-min-bytes N  the same for FETCH_MIN_BYTES / fetch.min.bytes
+#   --runs N             runs per rate, ours and the peer alternating (default 3); the table
+#                        shows the median latency and the highest peak RSS over the runs
+#
+# Each run waits until its consumer group is Stable before the first order, so a group join
+# is not counted as latency. Prints one Markdown table with the issue-16 targets beside the
+# figures: p50 <= 10 ms and p99 <= 20 ms at 1k/s, p99 <= 50 ms at 10k/s, ours <= the peer,
+# and peak RSS <= 20 MiB per service up to 10k orders/s.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-SECONDS_PER_RATE="${1:-20}"
-shift || true
-RATES=("$@")
+source "$(dirname "$0")/lib.sh"
+cd "$REPO_ROOT"
+
+fetch_wait_ms=${FETCH_MAX_WAIT_MS:-}
+fetch_min_bytes=${FETCH_MIN_BYTES:-}
+runs=3
+positional=()
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --fetch-wait-ms) fetch_wait_ms=${2:?--fetch-wait-ms needs a value}; shift 2 ;;
+    --fetch-min-bytes) fetch_min_bytes=${2:?--fetch-min-bytes needs a value}; shift 2 ;;
+    --runs) runs=${2:?--runs needs a value}; shift 2 ;;
+    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 2 ;;
+    -*) die_usage "unknown option '$1' (see --help)" ;;
+    *) positional+=("$1"); shift ;;
+  esac
+done
+SECONDS_PER_RATE=${positional[0]:-20}
+RATES=("${positional[@]:1}")
 [[ ${#RATES[@]} -gt 0 ]] || RATES=(1000 10000)
-NAME="bench-latency-$$"
+need_count SECONDS_PER_RATE "$SECONDS_PER_RATE" 1
+need_count --runs "$runs" 1
+for rate in "${RATES[@]}"; do need_count RATE "$rate" 1; done
 
 scripts/broker.sh install >/dev/null
-PYTHON=$(scripts/peers.sh)
-cargo build --release --locked -q -p producer_order -p inventory_consumer -p analytics_consumer
-TARGET="${CARGO_TARGET_DIR:-target}/release"
-BOOTSTRAP=$(scripts/broker.sh start --name "$NAME" | sed -n 's/^BOOTSTRAP_SERVERS=//p')
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  scripts/broker.sh stop --name "$NAME" >/dev/null 2>&1 || true
+PYTHON=$(peer_python)
+release_binaries producer_order inventory_consumer analytics_consumer
+
+# The wait both pipelines get: given, or what our inventory consumer would use by itself
+# (its env file and defaults), so the peer is configured to match ours, not the reverse.
+effective_setting() {
+  "$TARGET/inventory-consumer" --check-config 2>/dev/null | sed -n "s/^$1=\([0-9]*\).*/\1/p" | head -n 1
 }
-trap cleanup EXIT
+if [[ -z "$fetch_wait_ms" ]]; then
+  fetch_wait_ms=$(effective_setting FETCH_MAX_WAIT_MS)
+  # Before consumers had the setting their wait was a fixed 500 ms (the issue-16 reading).
+  [[ -n "$fetch_wait_ms" ]] || { fetch_wait_ms=500; log "inventory-consumer has no FETCH_MAX_WAIT_MS yet; assuming its fixed 500 ms"; }
+fi
+if [[ -z "$fetch_min_bytes" ]]; then
+  fetch_min_bytes=$(effective_setting FETCH_MIN_BYTES)
+  [[ -n "$fetch_min_bytes" ]] || fetch_min_bytes=1
+fi
+need_count --fetch-wait-ms "$fetch_wait_ms"
+need_count --fetch-min-bytes "$fetch_min_bytes" 1
+log "fetch wait ${fetch_wait_ms} ms, fetch min bytes ${fetch_min_bytes}, ${runs} run(s) per rate, ${SECONDS_PER_RATE} s each"
 
-# For scripts/bench.sh: figures as `key value` lines appended to $BENCH_RESULTS when it is set.
-result() { [[ -n "${BENCH_RESULTS:-}" ]] && echo "$1 $2" >> "$BENCH_RESULTS"; return 0; }
-peak_rss_mib() { awk '/VmHWM/ { print int($2 / 1024) }' "/proc/$1/status" 2>/dev/null || echo "?"; }
+WORK=$(mktemp -d)
+stop_started_on_exit 'rm -rf "$WORK"'
+broker_start "bench-latency-$$"
+FETCH_ENV=(FETCH_MAX_WAIT_MS="$fetch_wait_ms" FETCH_MIN_BYTES="$fetch_min_bytes")
 
-# Reads every outcome on TOPIC until COUNT are there; prints p50 and p99 of
-# processed_at - order_created_at in milliseconds.
-latencies() {
-  "$PYTHON" - "$BOOTSTRAP" "$1" "$2" <<'PY'
-import json, sys, time
-from datetime import datetime
-from confluent_kafka import Consumer
-bootstrap, topic, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
-c = Consumer({"bootstrap.servers": bootstrap, "group.id": "latency-reader-" + topic,
-              "auto.offset.reset": "earliest", "enable.auto.commit": False})
-c.subscribe([topic])
-def ms(text):
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000
-seen, values, deadline = set(), [], time.monotonic() + 600
-while len(seen) < count and time.monotonic() < deadline:
-    for m in c.consume(10000, 0.5):
-        if m.error():
-            continue
-        event = json.loads(m.value())
-        if event["order_id"] in seen:
-            continue
-        seen.add(event["order_id"])
-        values.append(ms(event["processed_at"]) - ms(event["order_created_at"]))
-c.close()
-values.sort()
-pick = lambda q: values[min(len(values) - 1, int(q * len(values)))] if values else float("nan")
-print(f"{pick(0.50):.0f} {pick(0.99):.0f} {len(values)}")
-PY
-}
-
+# ours RATE RUN / peer RATE RUN: one run of a pipeline. They print their figures on stdout and
+# are called with stdout sent to a file, not inside $(...), so that what they start is tracked
+# by this shell and stopped on any exit.
+#
+# ours prints "p50 p99 measured producer_kib inventory_kib analytics_kib".
 ours() {
-  local rate=$1 total=$(( $1 * SECONDS_PER_RATE )) run="ours-$1-$$"
+  local rate=$1 total=$(( $1 * SECONDS_PER_RATE )) run="ours-$1-$2-$$"
   local env=(BOOTSTRAP_SERVERS="$BOOTSTRAP" ORDER_TOPIC="$run-orders" INVENTORY_TOPIC="$run-outcomes"
-             DLQ_TOPIC="$run-dlq" STATE_TOPIC="$run-state" RUST_LOG=warn CREATE_TOPICS=1)
+             DLQ_TOPIC="$run-dlq" STATE_TOPIC="$run-state" RUST_LOG=warn CREATE_TOPICS=1 TOPIC_PARTITIONS=6
+             "${FETCH_ENV[@]}")
+  "$PYTHON" scripts/topic-tool.py create "$BOOTSTRAP" 6 "$run-orders"
   env "${env[@]}" GROUP_ID="$run" FAIL_RATE=0 THROTTLE_MS=0 "$TARGET/inventory-consumer" &
-  local inventory=$!; pids+=("$inventory")
-  env "${env[@]}" GROUP_ID="$run-analytics" GROUP_INSTANCE_ID="$run" HTTP_HOST=127.0.0.1 HTTP_PORT=$(( 20000 + RANDOM % 20000 )) \
+  local inventory=$!; track_pid "$inventory"
+  env "${env[@]}" GROUP_ID="$run-analytics" GROUP_INSTANCE_ID="$run" HTTP_HOST=127.0.0.1 HTTP_PORT="$(free_port)" \
     "$TARGET/analytics-consumer" >/dev/null 2>&1 &
-  local analytics=$!; pids+=("$analytics")
-  env "${env[@]}" MODE=steady RATE_PER_SEC="$rate" TOTAL_EVENTS="$total" TOPIC_PARTITIONS=6 \
-    "$TARGET/producer-order" >/dev/null &
-  local producer=$!
-  # The producer's peak RSS must be read before it exits: sample it while it runs.
-  local producer_rss=0 sample
-  while kill -0 "$producer" 2>/dev/null; do
-    sample=$(awk '/VmHWM/ { print int($2 / 1024) }' "/proc/$producer/status" 2>/dev/null || echo 0)
-    (( sample > producer_rss )) && producer_rss=$sample
-    sleep 0.2
-  done
-  wait "$producer"
-  local figures; figures=$(latencies "$run-outcomes" "$total")
-  echo "$figures $producer_rss $(peak_rss_mib "$inventory") $(peak_rss_mib "$analytics")"
-  kill "$inventory" "$analytics"; wait "$inventory" "$analytics" 2>/dev/null || true
+  local analytics=$!; track_pid "$analytics"
+  "$PYTHON" scripts/topic-tool.py wait-group "$BOOTSTRAP" "$run" 1 120 >/dev/null
+  env "${env[@]}" MODE=steady RATE_PER_SEC="$rate" TOTAL_EVENTS="$total" PROGRESS_INTERVAL_SEC=3600 \
+    python3 scripts/with-peak-rss.py "$WORK/producer.rss" "$TARGET/producer-order" >/dev/null \
+    || die "producer-order failed at $rate orders/s"
+  local figures; figures=$("$PYTHON" scripts/latency-reader.py "$BOOTSTRAP" "$run-outcomes" "$total")
+  echo "$figures $(cat "$WORK/producer.rss") $(peak_rss_kib "$inventory") $(peak_rss_kib "$analytics")"
+  stop_pid "$inventory"; stop_pid "$analytics"
 }
 
+# peer prints "p50 p99 measured producer_kib inventory_kib".
 peer() {
-  local rate=$1 total=$(( $1 * SECONDS_PER_RATE )) run="peer-$1-$$"
-  "$PYTHON" - "$BOOTSTRAP" "$run" <<'PY'
-from confluent_kafka.admin import AdminClient, NewTopic
-import sys
-admin = AdminClient({"bootstrap.servers": sys.argv[1]})
-for future in admin.create_topics([NewTopic(sys.argv[2] + "-orders", 6, 1), NewTopic(sys.argv[2] + "-outcomes", 6, 1)]).values():
-    future.result()
-PY
-  local rss_file; rss_file=$(mktemp)
+  local rate=$1 total=$(( $1 * SECONDS_PER_RATE )) run="peer-$1-$2-$$"
+  "$PYTHON" scripts/topic-tool.py create "$BOOTSTRAP" 6 "$run-orders" "$run-outcomes"
   # The same peer as bench-inventory.sh, with a short poll wait: latency, not throughput.
   "$PYTHON" scripts/inventory-peer.py "$BOOTSTRAP" "$run-orders" "$run-outcomes" "$run" "$total" 0.01 \
-    | awk '{ print int($2 / 1024) }' > "$rss_file" &
-  local consumer=$!; pids+=("$consumer")
-  local producer_rss
-  producer_rss=$("$PYTHON" - "$BOOTSTRAP" "$run" "$rate" "$total" <<'PY'
-import json, random, resource, sys, time, uuid
-from datetime import datetime, timezone
-from confluent_kafka import Producer
-bootstrap, run, rate, count = sys.argv[1], sys.argv[2], float(sys.argv[3]), int(sys.argv[4])
-producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "partitioner": "murmur2_random"})
-rng = random.Random(42)
-started = time.monotonic()
-for n in range(count):
-    # Paced like producer-order's steady mode: order n is due at n / rate seconds.
-    due = started + n / rate
-    delay = due - time.monotonic()
-    if delay > 0:
-        time.sleep(delay)
-    order = {"schema_version": 1, "order_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
-             "customer_id": f"customer-{rng.randrange(10000)}", "item_id": f"item-{rng.randrange(100)}",
-             "quantity": rng.randint(1, 5), "unit_price": 9.99, "currency": "EUR", "status": "created",
-             "created_at": datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")}
-    while True:
-        try:
-            producer.produce(run + "-orders", key=order["item_id"].encode(), value=json.dumps(order).encode())
-            break
-        except BufferError:
-            producer.poll(0.01)
-    producer.poll(0)
-producer.flush(60)
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
-PY
-)
-  wait "$consumer"
-  local figures; figures=$(latencies "$run-outcomes" "$total")
-  echo "$figures $producer_rss $(cat "$rss_file")"
-  rm -f "$rss_file"
+    --fetch-wait-ms "$fetch_wait_ms" > "$WORK/peer-inventory.out" &
+  local consumer=$!; track_pid "$consumer"
+  "$PYTHON" scripts/topic-tool.py wait-group "$BOOTSTRAP" "$run" 1 120 >/dev/null
+  local produced
+  produced=$("$PYTHON" scripts/order-peer.py "$BOOTSTRAP" "$run-orders" "$total" --rate "$rate")
+  wait "$consumer" || die "the Python inventory peer failed at $rate orders/s"
+  local figures; figures=$("$PYTHON" scripts/latency-reader.py "$BOOTSTRAP" "$run-outcomes" "$total")
+  echo "$figures $(python3 -c 'import json, sys; print(json.loads(sys.argv[1])["peak_rss_kib"])' "$produced") $(awk '{ print $2 }' "$WORK/peer-inventory.out")"
 }
 
-echo
-echo "End-to-end latency (order created_at -> outcome processed_at), 6 partitions, ${SECONDS_PER_RATE} s per rate, $(nproc) cores, $(date -u +%F)"
-echo
-echo "| rate (orders/s) | ours p50 (ms) | ours p99 (ms) | peer p50 (ms) | peer p99 (ms) | orders measured (ours / peer) |"
-echo "|---|---|---|---|---|---|"
+# met OURS PEER [BOUND]: yes when ours <= the peer's and, with BOUND, ours <= BOUND.
+met() {
+  local answer; answer=$(verdict "$1" "<=" "$2")
+  if [[ -n "${3:-}" && "$answer" == yes ]]; then answer=$(verdict "$1" "<=" "$3"); fi
+  echo "$answer"
+}
+
+rows=()
 for rate in "${RATES[@]}"; do
-  read -r o50 o99 on o_prod_rss o_inv_rss o_ana_rss <<<"$(ours "$rate")"
-  read -r p50 p99 pn p_prod_rss p_inv_rss <<<"$(peer "$rate")"
-  echo "| $rate | $o50 | $o99 | $p50 | $p99 | $on / $pn |"
-  result "latency_${rate}_ours_p50" "$o50"; result "latency_${rate}_ours_p99" "$o99"
-  result "latency_${rate}_peer_p50" "$p50"; result "latency_${rate}_peer_p99" "$p99"
+  o50=() o99=() on=0 op=() oi=() oa=() p50=() p99=() pn=0 pp=() pi=()
+  for (( run = 1; run <= runs; run++ )); do
+    log "rate $rate, run $run of $runs: ours"
+    ours "$rate" "$run" > "$WORK/figures"
+    read -r a b n prod inv ana < "$WORK/figures"
+    o50+=("$a"); o99+=("$b"); on=$(( on + n )); op+=("$prod"); oi+=("$inv"); oa+=("$ana")
+    log "rate $rate, run $run of $runs: peer"
+    peer "$rate" "$run" > "$WORK/figures"
+    read -r a b n prod inv < "$WORK/figures"
+    p50+=("$a"); p99+=("$b"); pn=$(( pn + n )); pp+=("$prod"); pi+=("$inv")
+  done
+  ours_p50=$(median "${o50[@]}") ours_p99=$(median "${o99[@]}")
+  peer_p50=$(median "${p50[@]}") peer_p99=$(median "${p99[@]}")
+  result "latency_${rate}_ours_p50" "$ours_p50"; result "latency_${rate}_ours_p99" "$ours_p99"
+  result "latency_${rate}_peer_p50" "$peer_p50"; result "latency_${rate}_peer_p99" "$peer_p99"
+
+  # Targets per rate (issue 16): absolute bounds at 1k and 10k orders/s; ours <= peer always.
+  p50_bound="" p99_bound=""
+  [[ $rate == 1000 ]] && { p50_bound=10; p99_bound=20; }
+  [[ $rate == 10000 ]] && p99_bound=50
+  rows+=("| $rate | latency p50 (ms) | $ours_p50 | $peer_p50 | ${p50_bound:+<= $p50_bound, }<= peer | $(met "$ours_p50" "$peer_p50" "$p50_bound") |")
+  rows+=("| $rate | latency p99 (ms) | $ours_p99 | $peer_p99 | ${p99_bound:+<= $p99_bound, }<= peer | $(met "$ours_p99" "$peer_p99" "$p99_bound") |")
+  rss_target=""
+  (( rate <= 10000 )) && rss_target=$RSS_TARGET_STEADY_MIB
+  for service in producer inventory analytics; do
+    case $service in
+      producer) ours_kib=$(maximum "${op[@]}") peer_kib=$(maximum "${pp[@]}") ;;
+      inventory) ours_kib=$(maximum "${oi[@]}") peer_kib=$(maximum "${pi[@]}") ;;
+      analytics) ours_kib=$(maximum "${oa[@]}") peer_kib="" ;;
+    esac
+    rows+=("| $rate | peak RSS $service (MiB) | $(mib "$ours_kib") | $( [[ -n "$peer_kib" ]] && mib "$peer_kib" || echo "(none in the peer pipeline)") | ${rss_target:+<= $rss_target} | $( [[ -n "$rss_target" ]] && verdict "$(mib "$ours_kib")" "<=" "$rss_target" || echo "-") |")
+    [[ $rate == "${RATES[-1]}" ]] && result "rss_${service}_ours" "$(mib "$ours_kib")"
+    [[ $rate == "${RATES[-1]}" && -n "$peer_kib" ]] && result "rss_${service}_peer" "$(mib "$peer_kib")"
+  done
+  rows+=("| $rate | orders measured (all runs) | $on | $pn | | |")
 done
+
 echo
-echo "| peak RSS at ${RATES[-1]} orders/s (MiB) | ours | Python peer |"
-echo "|---|---|---|"
-echo "| producer | $o_prod_rss | $p_prod_rss |"
-echo "| inventory consumer | $o_inv_rss | $p_inv_rss |"
-echo "| analytics consumer | $o_ana_rss | (see the analytics table) |"
-result rss_producer_ours "$o_prod_rss"; result rss_producer_peer "$p_prod_rss"
-result rss_inventory_ours "$o_inv_rss"; result rss_inventory_peer "$p_inv_rss"
-result rss_analytics_ours "$o_ana_rss"
+echo "End-to-end latency (order created_at -> outcome processed_at), 6 partitions, ${SECONDS_PER_RATE} s per run,"
+echo "median of $runs run(s) per rate (ours and the peer alternating), fetch wait ${fetch_wait_ms} ms and"
+echo "fetch min bytes ${fetch_min_bytes} for both, $(nproc) cores, $(date -u +%F)"
+echo
+echo "| rate (orders/s) | measure | ours | Python peer | target | met |"
+echo "|---|---|---|---|---|---|"
+printf '%s\n' "${rows[@]}"

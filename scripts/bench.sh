@@ -3,22 +3,38 @@
 # peer's from the same run (confluent-kafka, and the Python equivalents of our services) and
 # the ratio. The detailed tables of each benchmark are printed first.
 #
-#   scripts/bench.sh                  run everything, print the tables
-#   scripts/bench.sh --update-docs    also write them to docs/benchmarks.md
+#   scripts/bench.sh [--update-docs] [--soak]
+#
+#   --update-docs   also write the tables to docs/benchmarks.md
+#   --soak          also run scripts/soak.sh (SOAK_MINUTES, default 30) after the rest
 #
 # ORDERS (default 500000) sizes the throughput runs; LATENCY_SECONDS (default 20) each
-# latency run. Takes about 10 minutes on two cores.
+# latency run; SCALE_ORDERS (default 200000) the scale runs. Takes about 20 minutes on two
+# cores without the soak.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+source "$(dirname "$0")/lib.sh"
+cd "$REPO_ROOT"
 ORDERS="${ORDERS:-500000}"
 LATENCY_SECONDS="${LATENCY_SECONDS:-20}"
-update_docs=0
-[[ "${1:-}" == "--update-docs" ]] && update_docs=1
+SCALE_ORDERS="${SCALE_ORDERS:-200000}"
+SOAK_MINUTES="${SOAK_MINUTES:-30}"
+need_count ORDERS "$ORDERS" 1
+need_count LATENCY_SECONDS "$LATENCY_SECONDS" 1
+need_count SCALE_ORDERS "$SCALE_ORDERS" 1
+need_count SOAK_MINUTES "$SOAK_MINUTES" 1
+update_docs=0 soak=0
+for argument in "$@"; do
+  case "$argument" in
+    --update-docs) update_docs=1 ;;
+    --soak) soak=1 ;;
+    *) die_usage "unknown option '$argument' (accepted: --update-docs, --soak)" ;;
+  esac
+done
 
 export BENCH_RESULTS; BENCH_RESULTS=$(mktemp)
 details=$(mktemp)
 trap 'rm -f "$BENCH_RESULTS" "$details"' EXIT
-PYTHON=$(scripts/peers.sh)
+PYTHON=$(peer_python)
 
 run() {
   printf '\n==> %s\n' "$*" >&2
@@ -28,6 +44,8 @@ run scripts/bench-producer.sh "$ORDERS"
 run scripts/bench-inventory.sh "$ORDERS"
 run scripts/bench-analytics.sh "$ORDERS"
 run scripts/bench-latency.sh "$LATENCY_SECONDS" 1000 10000
+run scripts/bench-scale.sh "$SCALE_ORDERS" 6 96 384
+[[ "$soak" == 1 ]] && run scripts/soak.sh --minutes "$SOAK_MINUTES"
 
 # Sizes: the static binaries (and images, when a Docker engine answers) from the issue-7 build.
 sizes=""
@@ -46,22 +64,15 @@ if [[ -x scripts/build-static.sh ]] && scripts/build-static.sh x86_64 >&2; then
                | while read -r r t; do echo "$r $t $(docker image inspect --format '{{.Size}}' "$r:$t")"; done)
   fi
 fi
-peer_install=$("$PYTHON" - <<'PY'
-import os, confluent_kafka
-root = os.path.dirname(confluent_kafka.__file__)
-total = 0
-for base in [root, os.path.join(os.path.dirname(root), "confluent_kafka.libs")]:
-    for folder, _, files in os.walk(base):
-        total += sum(os.path.getsize(os.path.join(folder, f)) for f in files)
-print(f"{total / 1048576:.1f}")
-PY
-)
+# The installed confluent-kafka package with its bundled librdkafka (the wheel's .libs folder).
+package_dir=$("$PYTHON" -c 'import os, confluent_kafka; print(os.path.dirname(confluent_kafka.__file__))')
+peer_install=$(du -sb "$package_dir" "$(dirname "$package_dir")/confluent_kafka.libs" 2>/dev/null \
+  | awk '{ total += $1 } END { printf "%.1f", total / 1048576 }')
 
 value() { awk -v k="$1" '$1 == k { print $2 }' "$BENCH_RESULTS" | tail -n 1; }
-ratio() { "$PYTHON" -c "import sys; a, b = sys.argv[1], sys.argv[2]
-try: print(f'{float(a) / float(b):.2f}x')
-except Exception: print('n/a')" "$1" "$2"; }
-row() { echo "| $1 | $2 | $3 | $(ratio "$2" "$3") |"; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a ~ /^[0-9.]+$/ && b ~ /^[0-9.]+$/ && b > 0) printf "%.2fx", a / b; else print "n/a" }'; }
+# row MEASURE OURS PEER: a summary row; the ratio only where a peer figure exists.
+row() { local r=""; [[ -n "$3" ]] && r=$(ratio "$2" "$3"); echo "| $1 | $2 | $3 | $r |"; }
 
 summary=$(
   echo "| measure | ours | peer (same run) | ours / peer |"
@@ -75,7 +86,19 @@ summary=$(
   done
   row "peak RSS producer at 10k orders/s, MiB" "$(value rss_producer_ours)" "$(value rss_producer_peer)"
   row "peak RSS inventory at 10k orders/s, MiB" "$(value rss_inventory_ours)" "$(value rss_inventory_peer)"
+  row "peak RSS analytics at 10k orders/s, MiB" "$(value rss_analytics_ours)" ""
+  row "peak RSS inventory, $ORDERS orders at full speed, MiB" "$(value inventory_ours_rss_mib)" "$(value inventory_peer_rss_mib)"
   row "peak RSS analytics, $ORDERS orders + outcomes at full speed, MiB" "$(value analytics_ours_rss_mib)" "$(value analytics_peer_rss_mib)"
+  row "peak RSS producer, $ORDERS-order burst, MiB" "$(value producer_ours_rss_mib)" "$(value producer_peer_rss_mib)"
+  for partitions in 6 96 384; do
+    row "inventory at $partitions partitions, orders/s (rate vs 6 partitions: $(value "scale_${partitions}_share"))" "$(value "scale_${partitions}_rate")" ""
+    row "inventory at $partitions partitions: peak RSS MiB / connections to the broker" "$(value "scale_${partitions}_rss_mib") / $(value "scale_${partitions}_connections")" ""
+  done
+  if [[ "$soak" == 1 ]]; then
+    for service in producer inventory analytics; do
+      row "soak, $SOAK_MINUTES min at 10k orders/s: $service RSS" "$(value "soak_${service}_verdict")" ""
+    done
+  fi
   printf '%s' "$sizes"
   echo "| peer install: confluent-kafka + bundled librdkafka (MiB) | | $peer_install | |"
 )

@@ -3,9 +3,15 @@
 # Kafka-compatible broker written in Rust, from crates.io.
 #
 #   scripts/broker.sh install                 build the broker once per machine into the cache
-#   scripts/broker.sh start [--port P] [--durable DIR] [--name NAME]
+#   scripts/broker.sh start [--port P] [--durable DIR] [--sqlite-options QUERY] [--name NAME]
+#                           [--advertise-port A]
 #                                             start on 127.0.0.1, wait until it answers Metadata,
 #                                             print BOOTSTRAP_SERVERS=127.0.0.1:P
+#
+# --sqlite-options QUERY is appended to the durable storage URL (sqlite://...?QUERY); Nisshi
+# 0.8.1 accepts busy_timeout, mode (semaphore|direct|mpsc), compaction (multi|single) and
+# vacuum_into, and rejects any other name. --advertise-port makes the broker name another port
+# in its metadata (a proxy in front of it, scripts/request-counter.py).
 #   scripts/broker.sh stop [--name NAME]      stop only the broker this script started
 #   scripts/broker.sh status [--name NAME]    say whether it runs and where
 #   scripts/broker.sh path                    print the broker binary's path (installs if needed)
@@ -21,8 +27,8 @@ CACHE_DIR="${STREAMING_KAFKA_CACHE:-$HOME/.cache/streaming-kafka}"
 BIN_DIR="$CACHE_DIR/bin"
 RUN_DIR="$CACHE_DIR/run"
 
-log() { printf 'broker.sh: %s\n' "$*" >&2; }
-die() { log "error: $*"; exit 1; }
+# log, die and free_port; found beside this file, so the script runs from any directory.
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 installed_binary() {
   if [[ -x "$BIN_DIR/nisshi" ]]; then echo "$BIN_DIR/nisshi"; return 0; fi
@@ -70,15 +76,6 @@ metadata_answers() {
   [[ "$(echo $reply | cut -d' ' -f5-8)" == "00 00 00 01" ]]
 }
 
-free_port() {
-  local port
-  for _ in $(seq 1 50); do
-    port=$(( (RANDOM % 20000) + 20000 ))
-    if ! (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null; then echo "$port"; return 0; fi
-  done
-  die "no free port found"
-}
-
 # The pid file holds the pid; it is ours only if that process still runs our binary.
 running_pid() {
   local pid_file="$RUN_DIR/$NAME.pid" pid
@@ -90,11 +87,13 @@ running_pid() {
 }
 
 start_broker() {
-  local port="" durable="" bin
+  local port="" durable="" sqlite_options="" advertise_port="" bin
   while [[ $# -gt 0 ]]; do
     case "$1" in
       --port) port="${2:?--port needs a value}"; shift 2 ;;
       --durable) durable="${2:?--durable needs a directory}"; shift 2 ;;
+      --sqlite-options) sqlite_options="${2:?--sqlite-options needs a query such as mode=direct}"; shift 2 ;;
+      --advertise-port) advertise_port="${2:?--advertise-port needs a port}"; shift 2 ;;
       --name) shift 2 ;;
       *) die "start: unknown option $1" ;;
     esac
@@ -110,7 +109,7 @@ start_broker() {
   if [[ -n "$durable" ]]; then
     mkdir -p "$durable"
     # An absolute path after sqlite:// keeps its own leading slash: sqlite:////abs/path.
-    storage="sqlite:///$(cd "$durable" && pwd)/broker.db"
+    storage="sqlite:///$(cd "$durable" && pwd)/broker.db${sqlite_options:+?$sqlite_options}"
   fi
   mkdir -p "$RUN_DIR"
   local extra=()
@@ -118,7 +117,7 @@ start_broker() {
   # setsid: the broker outlives this script and is not hit by the caller's Ctrl+C.
   setsid "$bin" broker \
     --listener-url "tcp://127.0.0.1:$port" \
-    --advertised-listener-url "tcp://127.0.0.1:$port" \
+    --advertised-listener-url "tcp://127.0.0.1:${advertise_port:-$port}" \
     --storage-engine "$storage" "${extra[@]}" \
     > "$RUN_DIR/$NAME.log" 2>&1 < /dev/null &
   local pid=$!
@@ -182,5 +181,5 @@ case "$command" in
   stop) stop_broker ;;
   status) status_broker ;;
   path) installed_binary || die "no broker installed: run scripts/broker.sh install" ;;
-  *) die "usage: broker.sh install | start [--port P] [--durable DIR] [--name N] | stop [--name N] | status [--name N] | path" ;;
+  *) die "usage: broker.sh install | start [--port P] [--durable DIR] [--sqlite-options Q] [--advertise-port A] [--name N] | stop [--name N] | status [--name N] | path" ;;
 esac

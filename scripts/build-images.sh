@@ -17,15 +17,13 @@
 #     cannot build FROM scratch for a foreign platform (it fails at the second step), so the
 #     image is built for the host and scripts/image-arch.py rewrites its config's architecture.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+source "$(dirname "$0")/lib.sh"
+cd "$REPO_ROOT"
 
 CONTEXT=dist/image-context
 REPOSITORY=${IMAGE_REPOSITORY:-streaming-kafka}
 MAX_BYTES=15000000
 BINARIES=(producer-order inventory-consumer analytics-consumer)
-
-log() { printf 'build-images.sh: %s\n' "$*" >&2; }
-die() { log "error: $*"; exit 1; }
 
 description() {
   case "$1" in

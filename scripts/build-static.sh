@@ -22,7 +22,8 @@
 #     when missing)
 # Running it again rebuilds only what changed.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+source "$(dirname "$0")/lib.sh"
+cd "$REPO_ROOT"
 
 ZIG_VERSION=0.14.1
 ZIGBUILD_VERSION=0.24.1
@@ -37,8 +38,6 @@ CONTEXT=dist/image-context
 # The image's only user: uid/gid 10001, no home, no shell (there is none in a scratch image).
 APP_UID=10001
 
-log() { printf 'build-static.sh: %s\n' "$*" >&2; }
-die() { log "error: $*"; exit 1; }
 step() { printf '\n==> %s\n' "$*"; }
 
 usage() { die "usage: build-static.sh [x86_64|aarch64|all]"; }

@@ -18,13 +18,14 @@
 # With no Docker engine (`docker info` fails) or no Compose tool it prints "SKIPPED: ..." and
 # exits 0, so CI can call it everywhere and still say plainly what it did not test.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+source "$(dirname "$0")/lib.sh"
+cd "$REPO_ROOT"
 
 TOTAL_EVENTS=${TOTAL_EVENTS:-10000}
 TIMEOUT_SEC=${COMPOSE_TEST_TIMEOUT_SEC:-300}
+need_count TOTAL_EVENTS "$TOTAL_EVENTS" 1
+need_count COMPOSE_TEST_TIMEOUT_SEC "$TIMEOUT_SEC" 1
 
-log() { printf 'compose-test.sh: %s\n' "$*" >&2; }
-die() { log "error: $*"; exit 1; }
 step() { printf '\n==> %s\n' "$*"; }
 
 if ! docker info >/dev/null 2>&1; then
@@ -40,15 +41,6 @@ else
   exit 0
 fi
 command -v curl >/dev/null 2>&1 || die "curl is required to read /metrics"
-
-free_port() {
-  local port
-  for _ in $(seq 1 50); do
-    port=$(( (RANDOM % 20000) + 20000 ))
-    if ! (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null; then echo "$port"; return 0; fi
-  done
-  die "no free port found"
-}
 
 export TOTAL_EVENTS
 export ANALYTICS_PORT=${ANALYTICS_PORT:-$(free_port)}

@@ -11,7 +11,8 @@
 # and a static busybox (Debian's busybox-static, extracted from the .deb rather than installed,
 # cached under $CACHE/debs) for kafka-init's shell script.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+source "$(dirname "$0")/lib.sh"
+cd "$REPO_ROOT"
 
 CACHE_DIR="${STREAMING_KAFKA_CACHE:-$HOME/.cache/streaming-kafka}"
 CONTEXT=dist/nisshi-context
@@ -19,9 +20,6 @@ REPOSITORY=${IMAGE_REPOSITORY:-streaming-kafka}
 APP_UID=10001
 # The applets kafka-init's script and a debugging `docker exec` use.
 APPLETS=(sh echo cat grep sleep true false printf ls env)
-
-log() { printf 'nisshi-image.sh: %s\n' "$*" >&2; }
-die() { log "error: $*"; exit 1; }
 
 stage_only=0
 case "${1:-}" in

@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
-# The whole pipeline on this machine, no Docker: the broker (durable, under a data folder),
-# the topics, and the three services with their env files, pointed at that broker. Prints the
-# dashboard URL and follows every log; Ctrl+C stops everything this script started.
+# The whole pipeline on this machine, no Docker: the broker, the topics, and the three services
+# with their env files, pointed at that broker. Prints the dashboard URL and follows every log;
+# Ctrl+C stops everything this script started.
+#
+# Storage is in memory by default: every run starts from empty topics, offsets and stock, and
+# the broker keeps up with the default rate with room to spare. --durable keeps them in SQLite
+# under a data folder across runs, at about three times the broker CPU (see the README).
 #
 #   scripts/run.sh [options] [VAR=VALUE ...]
 #
@@ -13,8 +17,9 @@
 #   --partitions N     partitions of the topics when first created (default 6)
 #   --broker-port P    the broker's port on 127.0.0.1 (default 9092)
 #   --http-port P      the dashboard's port (default 8080)
-#   --data DIR         broker storage and logs (default ./data); kept between runs
-#   --fresh            delete the data folder first (topics, offsets and stock start over)
+#   --durable [DIR]    durable (SQLite) storage in DIR (default ./data), kept between runs
+#   --fresh            with --durable: delete the data folder first (everything starts over)
+#   --data DIR         the folder for the logs (and for --durable's storage; default ./data)
 #   --debug            use debug binaries (faster to build, slower to run)
 #   --no-build         use the binaries already built (tests run it this way)
 #   --no-follow        do not follow the logs; wait quietly until stopped (for tests)
@@ -23,17 +28,13 @@
 # Settings come from each service's env file (services/*/*.env), then the environment, then the
 # options above; the bootstrap address is always the local broker's.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+source "$(dirname "$0")/lib.sh"
+cd "$REPO_ROOT"
 
-log() { printf 'run.sh: %s\n' "$*" >&2; }
-die() { log "error: $*"; exit 2; }
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 2; }
 
-is_count() { [[ "$1" =~ ^[0-9]+$ ]]; }
-need_count() { is_count "$2" || die "$1 must be a whole number, got '$2'"; }
-
 rate=1000 total=0 mode=steady fail_rate=0 throttle_ms=0 partitions=6
-broker_port=9092 http_port=8080 data_dir=data fresh=0 profile=release follow=1 build=1
+broker_port=9092 http_port=8080 data_dir=data durable=0 fresh=0 profile=release follow=1 build=1
 extra_settings=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -42,32 +43,45 @@ while [[ $# -gt 0 ]]; do
     --mode) mode="${2:?--mode needs a value}"; shift 2 ;;
     --fail-rate) fail_rate="${2:?--fail-rate needs a value}"; shift 2 ;;
     --throttle-ms) throttle_ms="${2:?--throttle-ms needs a value}"; need_count --throttle-ms "$throttle_ms"; shift 2 ;;
-    --partitions) partitions="${2:?--partitions needs a value}"; need_count --partitions "$partitions"; shift 2 ;;
+    --partitions) partitions="${2:?--partitions needs a value}"; need_count --partitions "$partitions" 1; shift 2 ;;
     --broker-port) broker_port="${2:?--broker-port needs a value}"; need_count --broker-port "$broker_port"; shift 2 ;;
     --http-port) http_port="${2:?--http-port needs a value}"; need_count --http-port "$http_port"; shift 2 ;;
     --data) data_dir="${2:?--data needs a directory}"; shift 2 ;;
+    # The folder is optional: a following word that is neither an option nor VAR=VALUE names it.
+    --durable)
+      durable=1
+      if [[ $# -gt 1 && "$2" != -* && ! "$2" =~ ^[A-Z][A-Z0-9_]*= ]]; then data_dir=$2; shift; fi
+      shift ;;
     --fresh) fresh=1; shift ;;
     --debug) profile=debug; shift ;;
     --no-build) build=0; shift ;;
     --no-follow) follow=0; shift ;;
     -h|--help) usage ;;
     [A-Z]*=*) extra_settings+=("$1"); shift ;;
-    *) log "unknown option '$1'"; usage ;;
+    *) log "error: unknown option '$1'"; usage ;;
   esac
 done
 # The services validate every value themselves (and name the variable when one is wrong);
 # mode is checked here too because the default rate only makes sense for some modes.
-case "$mode" in burst|steady|ramp|spike) ;; *) die "--mode must be burst, steady, ramp or spike, got '$mode'" ;; esac
+case "$mode" in burst|steady|ramp|spike) ;; *) die_usage "--mode must be burst, steady, ramp or spike, got '$mode'" ;; esac
 
 broker_name="pipeline-$broker_port"
-if [[ "$fresh" == 1 && -d "$data_dir" ]]; then
+if [[ "$fresh" == 1 && "$durable" == 0 ]]; then
+  log "--fresh has no effect with memory storage: every run starts empty (it matters with --durable)"
+elif [[ "$fresh" == 1 && -d "$data_dir" ]]; then
   scripts/broker.sh status --name "$broker_name" >/dev/null 2>&1 \
-    && die "a pipeline broker on port $broker_port is running; stop it before --fresh"
+    && die_usage "a pipeline broker on port $broker_port is running; stop it before --fresh"
   log "deleting $data_dir (--fresh)"
   rm -rf "$data_dir"
 fi
 mkdir -p "$data_dir/logs"
 data_dir=$(cd "$data_dir" && pwd)
+if [[ "$durable" == 1 ]]; then
+  storage_note="durable (SQLite in $data_dir/broker): topics, offsets and stock are kept between runs; --fresh starts over"
+else
+  storage_note="memory: topics, offsets and stock start empty and are gone when it stops (--durable keeps them)"
+fi
+log "storage: $storage_note"
 
 scripts/broker.sh install
 
@@ -79,7 +93,7 @@ if [[ "$build" == 1 ]]; then
   cargo build "${cargo_flags[@]}"
 fi
 for binary in producer-order inventory-consumer analytics-consumer; do
-  [[ -x "$bin_dir/$binary" ]] || die "$bin_dir/$binary is missing (run without --no-build)"
+  [[ -x "$bin_dir/$binary" ]] || die_usage "$bin_dir/$binary is missing (run without --no-build)"
 done
 
 # Everything started below is stopped on exit, whatever the reason (Ctrl+C, an error, a
@@ -102,7 +116,11 @@ cleanup() {
   if [[ "$started_broker" == 1 ]]; then
     scripts/broker.sh stop --name "$broker_name" || true
   fi
-  log "stopped; data kept in $data_dir (scripts/run.sh --fresh starts over)"
+  if [[ "$durable" == 1 ]]; then
+    log "stopped; data kept in $data_dir (scripts/run.sh --durable --fresh starts over)"
+  else
+    log "stopped; memory storage: topics, offsets and stock are gone (logs in $data_dir/logs)"
+  fi
   exit "$status"
 }
 trap cleanup EXIT
@@ -112,7 +130,9 @@ trap 'exit 143' TERM
 if scripts/broker.sh status --name "$broker_name" >/dev/null 2>&1; then
   log "a pipeline broker already runs on port $broker_port; using it (it is left running)"
 else
-  scripts/broker.sh start --name "$broker_name" --port "$broker_port" --durable "$data_dir/broker" >/dev/null
+  storage_options=()
+  [[ "$durable" == 1 ]] && storage_options=(--durable "$data_dir/broker")
+  scripts/broker.sh start --name "$broker_name" --port "$broker_port" "${storage_options[@]}" >/dev/null
   started_broker=1
 fi
 bootstrap="127.0.0.1:$broker_port"
@@ -149,12 +169,12 @@ dashboard="http://127.0.0.1:$http_port/"
 log "waiting for the analytics consumer to be ready"
 until [[ "$(http_status /readyz)" == 200 ]]; do
   for pid in "${service_pids[@]:0:2}"; do
-    kill -0 "$pid" 2>/dev/null || { tail -n 20 "$data_dir"/logs/*.log >&2; die "a service exited during start-up (logs above)"; }
+    kill -0 "$pid" 2>/dev/null || { tail -n 20 "$data_dir"/logs/*.log >&2; die_usage "a service exited during start-up (logs above)"; }
   done
   sleep 0.2
 done
-printf '\n  dashboard: %s\n  metrics:   %smetrics\n  broker:    %s\n  logs:      %s/logs\n  stop:      Ctrl+C\n\n' \
-  "$dashboard" "$dashboard" "$bootstrap" "$data_dir" >&2
+printf '\n  dashboard: %s\n  metrics:   %smetrics\n  broker:    %s\n  storage:   %s\n  logs:      %s/logs\n  stop:      Ctrl+C\n\n' \
+  "$dashboard" "$dashboard" "$bootstrap" "$storage_note" "$data_dir" >&2
 echo "DASHBOARD=$dashboard"
 
 if [[ "$follow" == 1 ]]; then
