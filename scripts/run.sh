@@ -151,10 +151,15 @@ start_service() {
   log "started $name (pid $!, log $data_dir/logs/$name.log)"
 }
 
+# The playground restocks (5 s, 150 units: about what 100 items see at 1000 orders/s), so the
+# picture stays readable instead of turning into rejections once stock runs out; the env file
+# keeps it off for the exact-replay tests. The dashboard serves on loopback only: POST
+# /control changes the pipeline. Both can be overridden from the shell or as VAR=VALUE.
 start_service inventory inventory-consumer services/inventory_consumer/inventory.env \
-  CREATE_TOPICS=1 FAIL_RATE="$fail_rate" THROTTLE_MS="$throttle_ms"
+  CREATE_TOPICS=1 FAIL_RATE="$fail_rate" THROTTLE_MS="$throttle_ms" \
+  RESTOCK_INTERVAL_SEC="${RESTOCK_INTERVAL_SEC:-5}" RESTOCK_AMOUNT="${RESTOCK_AMOUNT:-150}"
 start_service analytics analytics-consumer services/analytics_consumer/analytics.env \
-  HTTP_PORT="$http_port"
+  HTTP_PORT="$http_port" HTTP_HOST="${HTTP_HOST:-127.0.0.1}"
 start_service producer producer-order services/producer_order/producer.env \
   CREATE_TOPICS=1 TOPIC_PARTITIONS="$partitions" MODE="$mode" RATE_PER_SEC="$rate" \
   TOTAL_EVENTS="$total" BURST_SIZE="$(( total > 0 && total < 10000 ? total : 10000 ))"
