@@ -22,6 +22,8 @@ source "$(dirname "$0")/lib.sh"
 cd "$REPO_ROOT"
 
 TOTAL_EVENTS=${TOTAL_EVENTS:-10000}
+# Inventory containers (`up --scale inventory=N`), each one group member (MEMBERS=1).
+INVENTORY_SCALE=${INVENTORY_SCALE:-3}
 TIMEOUT_SEC=${COMPOSE_TEST_TIMEOUT_SEC:-300}
 need_count TOTAL_EVENTS "$TOTAL_EVENTS" 1
 need_count COMPOSE_TEST_TIMEOUT_SEC "$TIMEOUT_SEC" 1
@@ -80,9 +82,9 @@ teardown() {
 trap teardown EXIT
 trap 'exit 130' INT TERM
 
-step "up -d --build (project $project, analytics on localhost:$ANALYTICS_PORT, $TOTAL_EVENTS orders)"
+step "up -d --build --scale inventory=$INVENTORY_SCALE (project $project, analytics on localhost:$ANALYTICS_PORT, $TOTAL_EVENTS orders)"
 up_started=$SECONDS
-"${compose[@]}" "${files[@]}" -p "$project" up -d --build
+"${compose[@]}" "${files[@]}" -p "$project" up -d --build --scale inventory="$INVENTORY_SCALE"
 
 # Reads /metrics and prints "orders decided" (orders seen, orders with an outcome); empty
 # while the service is not serving metrics yet.
@@ -150,4 +152,21 @@ analytics_health=$(docker inspect --format '{{.State.Health.Status}}' \
   "$("${compose[@]}" "${files[@]}" -p "$project" ps -q analytics)")
 echo "  analytics healthcheck (its healthcheck subcommand): $analytics_health"
 [[ "$analytics_health" == healthy ]] || die "analytics is $analytics_health, expected healthy"
-echo "PASS: offline stack: $TOTAL_EVENTS orders, each with an outcome, $(( SECONDS - up_started ))s after 'up' (build included)"
+# The ripple view must show the scaled group: one member per inventory container, every
+# partition owned by one of them.
+members_of() {
+  curl -s --max-time 2 "http://127.0.0.1:$ANALYTICS_PORT/metrics" 2>/dev/null | python3 -c '
+import json, sys
+g = json.load(sys.stdin)["pipeline"]["inventory_group"]
+owned = sorted(p for m in g["members"] for p in m["partitions"])
+print(len(g["members"]), len(owned), len(set(owned)))' 2>/dev/null || true
+}
+members_deadline=$(( SECONDS + 60 ))
+while :; do
+  read -r members owned distinct <<<"$(members_of)"
+  [[ "${members:-0}" == "$INVENTORY_SCALE" && "${owned:-0}" == "${distinct:-x}" && "${owned:-0}" -gt 0 ]] && break
+  (( SECONDS < members_deadline )) || die "the inventory group shows ${members:-?} members owning ${owned:-?} partitions (${distinct:-?} distinct), expected $INVENTORY_SCALE"
+  sleep 1
+done
+echo "  inventory group: $members members (one per container) owning $owned partitions, none twice"
+echo "PASS: offline stack, inventory scaled to $INVENTORY_SCALE: $TOTAL_EVENTS orders, each with an outcome, $(( SECONDS - up_started ))s after 'up' (build included)"
