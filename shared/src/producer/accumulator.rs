@@ -262,10 +262,11 @@ impl Accumulator {
             sent: false,
         });
         let records = open.records;
+        let records_size = open.encoded_bytes;
         let compression = self.config.compression;
         let events = self.events.clone();
         tokio::spawn(async move {
-            let result = batch::encode(records, compression);
+            let result = batch::encode_sized(records, compression, records_size);
             let _ = events.send(Event::Encoded {
                 partition: index,
                 id,
