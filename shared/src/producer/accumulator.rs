@@ -327,6 +327,10 @@ impl Accumulator {
                 Ok(identity) => {
                     tracing::info!(topic = %self.topic, producer_id = identity.id, epoch = identity.epoch, "producer identity; sequences restart at 0");
                     self.identity = IdentityState::Ready(identity);
+                    self.counters.set_identity(Some(identity));
+                    self.counters
+                        .identity_changes
+                        .fetch_add(1, Ordering::Relaxed);
                     for state in &mut self.partitions {
                         state.next_sequence = 0;
                         for batch in &mut state.ready {
