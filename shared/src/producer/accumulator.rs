@@ -262,10 +262,11 @@ impl Accumulator {
             sent: false,
         });
         let records = open.records;
+        let records_size = open.encoded_bytes;
         let compression = self.config.compression;
         let events = self.events.clone();
         tokio::spawn(async move {
-            let result = batch::encode(records, compression);
+            let result = batch::encode_sized(records, compression, records_size);
             let _ = events.send(Event::Encoded {
                 partition: index,
                 id,
@@ -326,6 +327,10 @@ impl Accumulator {
                 Ok(identity) => {
                     tracing::info!(topic = %self.topic, producer_id = identity.id, epoch = identity.epoch, "producer identity; sequences restart at 0");
                     self.identity = IdentityState::Ready(identity);
+                    self.counters.set_identity(Some(identity));
+                    self.counters
+                        .identity_changes
+                        .fetch_add(1, Ordering::Relaxed);
                     for state in &mut self.partitions {
                         state.next_sequence = 0;
                         for batch in &mut state.ready {

@@ -38,6 +38,19 @@ pub struct ProducerIdentity {
 
 /// Encodes records into one record batch without a producer identity (stamp it later).
 pub fn encode(records: Vec<OutgoingRecord>, compression: Compression) -> Result<BytesMut, String> {
+    let size = records.iter().map(super::budget::encoded_size).sum();
+    encode_sized(records, compression, size)
+}
+
+/// As [`encode`], given the records' encoded size: the buffer is allocated once at the size
+/// the batch will have (a later record's deltas can take a few bytes more), so the batch held
+/// until it is acknowledged is not a doubling buffer's worth larger than its bytes.
+pub fn encode_sized(
+    records: Vec<OutgoingRecord>,
+    compression: Compression,
+    records_size: usize,
+) -> Result<BytesMut, String> {
+    let delta_slack = records.len() * 4;
     let encoded: Vec<records::Record> = records
         .into_iter()
         .enumerate()
@@ -80,7 +93,12 @@ pub fn encode(records: Vec<OutgoingRecord>, compression: Compression) -> Result<
             Compression::Zstd => records::Compression::Zstd,
         },
     };
-    let mut buffer = BytesMut::with_capacity(HEADER_BYTES + encoded.len() * 128);
+    let capacity = match compression {
+        Compression::None => HEADER_BYTES + records_size + delta_slack,
+        // Compressed output is smaller; start at a quarter and let it grow if needed.
+        _ => HEADER_BYTES + (records_size + delta_slack) / 4,
+    };
+    let mut buffer = BytesMut::with_capacity(capacity);
     let result = match compression {
         Compression::None | Compression::Gzip | Compression::Snappy => {
             RecordBatchEncoder::encode(&mut buffer, &encoded, &options)

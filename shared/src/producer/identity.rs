@@ -4,7 +4,9 @@
 //! It must not touch batches or sequences; the accumulator resets those when an identity
 //! changes. The choice a reader may question: the request goes to any bootstrap broker, as
 //! Java sends it to the least-loaded node for a producer without `transactional.id` — there is
-//! no transaction coordinator to find.
+//! no transaction coordinator to find. Whatever identity is granted is used alike: Kafka
+//! answers a bump with the same id at the next epoch, Nisshi 0.8.1 with a new id at epoch 0
+//! (measured in `tests/tests/lossy_produce.rs`); both restart every sequence at 0.
 
 use std::time::{Duration, Instant};
 

@@ -21,7 +21,7 @@ mod pipeline;
 
 use std::borrow::Cow;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -149,6 +149,11 @@ pub struct ProducerStats {
     pub failed: u64,
     /// Bytes of `BUFFER_MEMORY_BYTES` taken by records not yet acknowledged.
     pub buffered_bytes: u64,
+    /// The idempotent producer's id and epoch (`None` without idempotence).
+    pub identity: Option<(i64, i16)>,
+    /// Epoch bumps and new producer ids since start (each after a sequence or epoch error, or
+    /// a batch that failed after it may have been written).
+    pub identity_changes: u64,
 }
 
 impl ProducerStats {
@@ -162,6 +167,19 @@ struct Counters {
     sent: AtomicU64,
     acknowledged: AtomicU64,
     failed: AtomicU64,
+    /// New identities taken after the first (epoch bumps and new producer ids).
+    identity_changes: AtomicU64,
+    /// The current producer id and epoch; -1 without idempotence.
+    producer_id: AtomicI64,
+    producer_epoch: AtomicI64,
+}
+
+impl Counters {
+    fn set_identity(&self, identity: Option<batch::ProducerIdentity>) {
+        let (id, epoch) = identity.map_or((-1, -1), |i| (i.id, i64::from(i.epoch)));
+        self.producer_id.store(id, Ordering::Relaxed);
+        self.producer_epoch.store(epoch, Ordering::Relaxed);
+    }
 }
 
 /// Resolves to a record's delivery once its batch completes.
@@ -234,6 +252,7 @@ impl Producer {
             false => None,
         };
         let counters = Arc::new(Counters::default());
+        counters.set_identity(identity);
         let (sender, receiver) = mpsc::channel(4096);
         let buffer_limit = config.buffer_memory_bytes.min(Semaphore::MAX_PERMITS);
         Accumulator::start(
@@ -396,6 +415,14 @@ impl Producer {
             acknowledged: self.counters.acknowledged.load(Ordering::Relaxed),
             failed: self.counters.failed.load(Ordering::Relaxed),
             buffered_bytes: (self.buffer_limit - self.memory.available_permits()) as u64,
+            identity: match self.counters.producer_id.load(Ordering::Relaxed) {
+                -1 => None,
+                id => Some((
+                    id,
+                    self.counters.producer_epoch.load(Ordering::Relaxed) as i16,
+                )),
+            },
+            identity_changes: self.counters.identity_changes.load(Ordering::Relaxed),
         }
     }
 }

@@ -28,9 +28,12 @@ const MAX_RESPONSE_BYTES: usize = 100 * 1024 * 1024;
 /// The answer to one request: the partition's error code and base offset, or why there is none.
 pub type Answer = Result<(i16, i64, Option<String>), String>;
 
-/// A request handed to the connection's task.
+/// A request handed to the connection's task: the frame up to the records, the record batch
+/// itself (shared, not copied), and the bytes after it.
 struct Outgoing {
-    frame: BytesMut,
+    head: BytesMut,
+    batch: Bytes,
+    tail: &'static [u8],
     correlation_id: i32,
     reply: oneshot::Sender<Result<Bytes, String>>,
 }
@@ -96,12 +99,14 @@ impl Pipeline {
         let correlation_id = self.next_correlation_id;
         self.next_correlation_id = self.next_correlation_id.wrapping_add(1);
         let (reply, answer) = oneshot::channel();
-        let frame = self.frame(correlation_id, batch);
+        let frame = self.frame(correlation_id, batch.len());
         let queued = match frame {
-            Ok(frame) => self
+            Ok((head, tail)) => self
                 .requests
                 .send(Outgoing {
-                    frame,
+                    head,
+                    batch,
+                    tail,
                     correlation_id,
                     reply,
                 })
@@ -125,37 +130,99 @@ impl Pipeline {
         }
     }
 
-    fn frame(&self, correlation_id: i32, batch: Bytes) -> Result<BytesMut, String> {
-        let request = ProduceRequest::default()
-            .with_acks(-1)
-            // Java sends request.timeout.ms as the broker's replication wait too.
-            .with_timeout_ms(i32::try_from(self.request_timeout.as_millis()).unwrap_or(i32::MAX))
-            .with_topic_data(vec![
-                TopicProduceData::default()
-                    .with_name(TopicName(self.topic.clone()))
-                    .with_partition_data(vec![
-                        PartitionProduceData::default()
-                            .with_index(self.partition)
-                            .with_records(Some(batch)),
-                    ]),
-            ]);
-        let header = RequestHeader::default()
-            .with_request_api_key(ApiKey::Produce as i16)
-            .with_request_api_version(self.version)
-            .with_correlation_id(correlation_id)
-            .with_client_id(Some(self.client_id.clone()));
-        let mut frame = BytesMut::with_capacity(256);
-        frame.put_i32(0);
-        header
-            .encode(&mut frame, ProduceRequest::header_version(self.version))
-            .map_err(|e| format!("encoding the Produce header: {e}"))?;
-        request
-            .encode(&mut frame, self.version)
-            .map_err(|e| format!("encoding Produce v{}: {e}", self.version))?;
-        let length = i32::try_from(frame.len() - 4).map_err(|_| "request larger than 2 GiB")?;
-        frame[..4].copy_from_slice(&length.to_be_bytes());
-        Ok(frame)
+    /// The Produce frame around a batch of `batch_len` bytes, without copying the batch: the
+    /// request is encoded with empty records, whose length field ends the frame in every
+    /// version we send (v3-v8: an i32; v9: a compact length, then three empty tag buffers), and
+    /// that field is rewritten for the real batch.
+    fn frame(
+        &self,
+        correlation_id: i32,
+        batch_len: usize,
+    ) -> Result<(BytesMut, &'static [u8]), String> {
+        produce_frame(
+            &ProduceTarget {
+                version: self.version,
+                topic: &self.topic,
+                partition: self.partition,
+                client_id: &self.client_id,
+                request_timeout: self.request_timeout,
+            },
+            correlation_id,
+            batch_len,
+        )
     }
+}
+
+/// What a Produce frame is addressed to.
+struct ProduceTarget<'a> {
+    version: i16,
+    topic: &'a StrBytes,
+    partition: i32,
+    client_id: &'a StrBytes,
+    request_timeout: Duration,
+}
+
+fn produce_frame(
+    target: &ProduceTarget<'_>,
+    correlation_id: i32,
+    batch_len: usize,
+) -> Result<(BytesMut, &'static [u8]), String> {
+    let request = ProduceRequest::default()
+        .with_acks(-1)
+        // Java sends request.timeout.ms as the broker's replication wait too.
+        .with_timeout_ms(i32::try_from(target.request_timeout.as_millis()).unwrap_or(i32::MAX))
+        .with_topic_data(vec![
+            TopicProduceData::default()
+                .with_name(TopicName(target.topic.clone()))
+                .with_partition_data(vec![
+                    PartitionProduceData::default()
+                        .with_index(target.partition)
+                        .with_records(Some(Bytes::new())),
+                ]),
+        ]);
+    let header = RequestHeader::default()
+        .with_request_api_key(ApiKey::Produce as i16)
+        .with_request_api_version(target.version)
+        .with_correlation_id(correlation_id)
+        .with_client_id(Some(target.client_id.clone()));
+    let mut head = BytesMut::with_capacity(256);
+    head.put_i32(0);
+    header
+        .encode(&mut head, ProduceRequest::header_version(target.version))
+        .map_err(|e| format!("encoding the Produce header: {e}"))?;
+    request
+        .encode(&mut head, target.version)
+        .map_err(|e| format!("encoding Produce v{}: {e}", target.version))?;
+    let flexible = target.version >= 9;
+    let (empty, tail): (&[u8], &'static [u8]) = if flexible {
+        (&[1, 0, 0, 0], &[0, 0, 0])
+    } else {
+        (&[0, 0, 0, 0], &[])
+    };
+    if !head.ends_with(empty) {
+        return Err(format!(
+            "Produce v{} did not end with empty records",
+            target.version
+        ));
+    }
+    head.truncate(head.len() - empty.len());
+    if flexible {
+        put_unsigned_varint(&mut head, batch_len as u64 + 1);
+    } else {
+        head.put_i32(i32::try_from(batch_len).map_err(|_| "batch larger than 2 GiB")?);
+    }
+    let length = i32::try_from(head.len() - 4 + batch_len + tail.len())
+        .map_err(|_| "request larger than 2 GiB")?;
+    head[..4].copy_from_slice(&length.to_be_bytes());
+    Ok((head, tail))
+}
+
+fn put_unsigned_varint(buffer: &mut BytesMut, mut value: u64) {
+    while value >= 0x80 {
+        buffer.put_u8((value as u8 & 0x7f) | 0x80);
+        value >>= 7;
+    }
+    buffer.put_u8(value as u8);
 }
 
 fn decode(mut body: Bytes, version: i16, partition: i32) -> Answer {
@@ -194,7 +261,13 @@ async fn run(
             {
                 return;
             }
-            if writer.write_all(&outgoing.frame).await.is_err() || writer.flush().await.is_err() {
+            let written = async {
+                writer.write_all(&outgoing.head).await?;
+                writer.write_all(&outgoing.batch).await?;
+                writer.write_all(outgoing.tail).await?;
+                writer.flush().await
+            };
+            if written.await.is_err() {
                 return;
             }
         }
@@ -259,4 +332,54 @@ pub async fn find_leader(
         .get(partition as usize)
         .cloned()
         .ok_or_else(|| format!("{topic} has no partition {partition}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_spliced_frame_is_the_frame_the_encoder_writes_with_the_batch_inside() {
+        let batch = Bytes::from(vec![7u8; 300]);
+        let topic = StrBytes::from_static_str("orders");
+        let client_id = StrBytes::from_static_str("producer-order");
+        for version in 3..=9 {
+            let target = ProduceTarget {
+                version,
+                topic: &topic,
+                partition: 4,
+                client_id: &client_id,
+                request_timeout: Duration::from_secs(30),
+            };
+            let (head, tail) = produce_frame(&target, 17, batch.len()).expect("frames");
+            let spliced = [&head[..], &batch[..], tail].concat();
+
+            let request = ProduceRequest::default()
+                .with_acks(-1)
+                .with_timeout_ms(30_000)
+                .with_topic_data(vec![
+                    TopicProduceData::default()
+                        .with_name(TopicName(topic.clone()))
+                        .with_partition_data(vec![
+                            PartitionProduceData::default()
+                                .with_index(4)
+                                .with_records(Some(batch.clone())),
+                        ]),
+                ]);
+            let header = RequestHeader::default()
+                .with_request_api_key(ApiKey::Produce as i16)
+                .with_request_api_version(version)
+                .with_correlation_id(17)
+                .with_client_id(Some(client_id.clone()));
+            let mut whole = BytesMut::new();
+            whole.put_i32(0);
+            header
+                .encode(&mut whole, ProduceRequest::header_version(version))
+                .expect("header");
+            request.encode(&mut whole, version).expect("request");
+            let length = (whole.len() - 4) as i32;
+            whole[..4].copy_from_slice(&length.to_be_bytes());
+            assert_eq!(spliced, whole.to_vec(), "Produce v{version}");
+        }
+    }
 }
