@@ -10,6 +10,7 @@ pub mod connect;
 pub mod control;
 pub mod events;
 pub mod group;
+pub mod memory;
 pub mod producer;
 pub mod security;
 pub mod settings;

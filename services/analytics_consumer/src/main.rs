@@ -41,6 +41,7 @@ const INFO: ServiceInfo = ServiceInfo {
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    shared::memory::release_freed_memory_promptly();
     match shared::cli::start(
         &INFO,
         &settings::variables(),

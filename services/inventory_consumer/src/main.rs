@@ -34,6 +34,7 @@ const INFO: ServiceInfo = ServiceInfo {
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    shared::memory::release_freed_memory_promptly();
     let (configured, baseline) = match shared::cli::start(&INFO, &settings::variables(), |source| {
         Ok((
             Configured::from_source(source)?,

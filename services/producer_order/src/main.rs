@@ -33,6 +33,7 @@ const INFO: ServiceInfo = ServiceInfo {
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    shared::memory::release_freed_memory_promptly();
     let (settings, log_format, baseline) =
         match shared::cli::start(&INFO, &settings::variables(), |source| {
             Ok((
