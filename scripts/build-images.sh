@@ -49,7 +49,7 @@ case "${1:-all}" in
     [[ ${#arches[@]} -gt 0 ]] || die "nothing staged in $CONTEXT: run scripts/build-static.sh first"
     ;;
   -h | --help) sed -n '2,18p' "$0"; exit 0 ;;
-  *) die "usage: build-images.sh [amd64|arm64|all]" ;;
+  *) die_usage "usage: build-images.sh [amd64|arm64|all]" ;;
 esac
 
 docker info >/dev/null 2>&1 || die "no Docker engine answers (docker info failed)"

@@ -5,7 +5,7 @@
 #
 # Storage is in memory by default: every run starts from empty topics, offsets and stock, and
 # the broker keeps up with the default rate with room to spare. --durable keeps them in SQLite
-# under a data folder across runs, at about three times the broker CPU (see the README).
+# under a data folder across runs, at about 2.5 times the broker CPU (see the README).
 #
 #   scripts/run.sh [options] [VAR=VALUE ...]
 #
