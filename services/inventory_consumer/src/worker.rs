@@ -16,7 +16,7 @@ use anyhow::Context;
 use bytes::Bytes;
 use shared::events::{INVENTORY_SCHEMA_VERSION, InventoryEvent, InventoryOutcome, decode_order};
 use shared::group::{Committer, ConsumerRecord, RecordBatch, TopicPartition};
-use shared::producer::{OutgoingRecord, Producer};
+use shared::producer::{DeliveryTicket, OutgoingRecord, Producer};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
@@ -104,6 +104,41 @@ impl BatchChanges {
     }
 }
 
+/// Batches whose outputs may be awaiting acknowledgement at once, per partition. Deciding the
+/// next batch while the last one's outcomes and commit travel takes a round trip (linger,
+/// produce, commit) off every order's latency; the bound keeps what is held small.
+const COMMITS_AHEAD: usize = 4;
+
+/// A batch whose outcomes, changelog entries and dead letters are on their way.
+struct InFlightBatch {
+    tickets: Vec<DeliveryTicket>,
+    next_offset: i64,
+}
+
+/// Commits each batch, in order, once everything it produced is acknowledged: committing
+/// past an unacknowledged outcome could lose an order.
+async fn commit_in_order(
+    partition: TopicPartition,
+    committer: Committer,
+    mut batches: mpsc::Receiver<InFlightBatch>,
+) -> anyhow::Result<()> {
+    while let Some(batch) = batches.recv().await {
+        for ticket in batch.tickets {
+            ticket
+                .delivered()
+                .await
+                .context("an outcome was not acknowledged; not committing")?;
+        }
+        let outcomes = committer
+            .commit(vec![(partition.clone(), batch.next_offset)])
+            .await?;
+        if let Some(failed) = outcomes.iter().find(|o| !o.is_committed()) {
+            tracing::warn!(%partition, error = ?failed.error_code, "commit refused; the tail will be replayed");
+        }
+    }
+    Ok(())
+}
+
 impl Worker {
     pub fn new(partition: TopicPartition, stock: Stock, outputs: Outputs) -> Self {
         Self {
@@ -113,15 +148,34 @@ impl Worker {
         }
     }
 
-    /// Processes batches until the channel closes (revocation or shutdown).
+    /// Processes batches until the channel closes (revocation or shutdown), then waits until
+    /// every batch handed to the committer is committed.
     pub async fn run(mut self, mut batches: mpsc::Receiver<RecordBatch>) -> anyhow::Result<()> {
+        let (in_flight, committing) = mpsc::channel(COMMITS_AHEAD);
+        let committer = tokio::spawn(commit_in_order(
+            self.partition.clone(),
+            self.outputs.committer.clone(),
+            committing,
+        ));
+        let processed = self.process_all(&mut batches, &in_flight).await;
+        drop(in_flight);
+        // The committer's own failure (an unacknowledged outcome) explains a closed channel.
+        let committed = committer.await.context("the committer panicked")?;
+        committed.and(processed)
+    }
+
+    async fn process_all(
+        &mut self,
+        batches: &mut mpsc::Receiver<RecordBatch>,
+        in_flight: &mpsc::Sender<InFlightBatch>,
+    ) -> anyhow::Result<()> {
         let mut restock_period = self.outputs.restock.map(|(every, _)| every);
         let mut restock = restock_timer(restock_period).await;
         let mut rules_open = true;
         loop {
             tokio::select! {
                 batch = batches.recv() => match batch {
-                    Some(batch) => self.process(batch).await?,
+                    Some(batch) => self.process(batch, in_flight).await?,
                     None => return Ok(()),
                 },
                 _ = restock.tick(), if self.outputs.restock.is_some() => self.restock().await?,
@@ -138,7 +192,13 @@ impl Worker {
         }
     }
 
-    async fn process(&mut self, batch: RecordBatch) -> anyhow::Result<()> {
+    /// Decides every order of the batch and hands its outputs to the producers; the commit
+    /// follows once they are acknowledged, while the next batch is already being decided.
+    async fn process(
+        &mut self,
+        batch: RecordBatch,
+        in_flight: &mpsc::Sender<InFlightBatch>,
+    ) -> anyhow::Result<()> {
         let Some(last) = batch.records.last().map(|r| r.offset) else {
             return Ok(());
         };
@@ -158,21 +218,13 @@ impl Worker {
         let changes = out.changes.into_records(self.partition.partition)?;
         tickets.extend(self.outputs.changelog.send_all(changes).await?);
         tickets.extend(self.outputs.dead_letters.send_all(out.letters).await?);
-        for ticket in tickets {
-            ticket
-                .delivered()
-                .await
-                .context("an outcome was not acknowledged; not committing")?;
-        }
-        let outcomes = self
-            .outputs
-            .committer
-            .commit(vec![(self.partition.clone(), last + 1)])
-            .await?;
-        if let Some(failed) = outcomes.iter().find(|o| !o.is_committed()) {
-            tracing::warn!(partition = %self.partition, error = ?failed.error_code, "commit refused; the tail will be replayed");
-        }
-        Ok(())
+        in_flight
+            .send(InFlightBatch {
+                tickets,
+                next_offset: last + 1,
+            })
+            .await
+            .map_err(|_| anyhow::anyhow!("the committer of {} stopped", self.partition))
     }
 
     async fn process_one(
