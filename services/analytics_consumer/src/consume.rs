@@ -115,12 +115,13 @@ pub async fn run(
                 Some(Feed::Batch(batch, lag)) => {
                     let second = unix_second();
                     let is_orders = batch.partition.topic == settings.order_topic;
+                    let partition = batch.partition.partition;
                     for record in counted.unseen(&batch.partition, &batch.records) {
                         let value = record.value.as_deref().unwrap_or_default();
                         if is_orders {
-                            metrics.on_order(second, value);
+                            metrics.on_order(second, partition, record.offset, value);
                         } else {
-                            metrics.on_inventory(second, value);
+                            metrics.on_inventory(second, partition, value);
                         }
                     }
                     for (partition, lag) in lag {

@@ -5,6 +5,7 @@
 //! together, and answers the `healthcheck` subcommand for images without curl.
 
 mod consume;
+mod dedup;
 mod http;
 mod metrics;
 mod prometheus;

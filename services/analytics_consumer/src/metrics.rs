@@ -2,17 +2,17 @@
 //!
 //! One owner (the consume loop) updates [`Metrics`]; readers only ever see an immutable
 //! [`MetricsSnapshot`] taken every `REPORT_INTERVAL_SEC`, so serving HTTP never touches the
-//! counters. Inventory events are counted once per `event_id`: a reprocessed order's repeated
-//! outcome must not make totals disagree with what was produced. (Records read a second time
-//! after a rebalance never get here: the consume loop skips offsets it has counted.)
+//! counters. An order's outcome is counted once per order record, a restock once
+//! ([`CountedOutcomes`], bounded state): a reprocessed order's repeated outcome must not make
+//! totals disagree with what was produced. (Records read a second time after a rebalance never
+//! get here: the consume loop skips offsets it has counted.)
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 
+use crate::dedup::CountedOutcomes;
+use crate::window::{self, LATENCY_BOUNDS, LatencyCounts, RollingWindow, quantile};
 use serde::Serialize;
 use shared::events::{InventoryOutcome, decode_inventory, decode_order};
-use uuid::Uuid;
-
-use crate::window::{self, LATENCY_BOUNDS, LatencyCounts, RollingWindow, quantile};
 
 /// Counts per outcome, by name.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -110,6 +110,9 @@ pub struct MetricsSnapshot {
     /// End-to-end: inventory `processed_at` − order `created_at`, seconds, over the window.
     pub latency_seconds: Latency,
     pub duplicate_events_ignored: u64,
+    /// Late outcomes given up on to keep deduplication bounded (see `dedup`); 0 unless
+    /// outcomes arrive wildly out of order.
+    pub dedup_holes_forgotten: u64,
     pub malformed_records: u64,
     pub top_items: Vec<ItemCount>,
     pub lag: Vec<PartitionLag>,
@@ -130,7 +133,7 @@ pub struct Metrics {
     outcomes_total: [u64; 4],
     duplicates: u64,
     malformed: u64,
-    seen_events: HashSet<Uuid>,
+    counted_outcomes: CountedOutcomes,
     item_orders: HashMap<String, u64>,
     latency_histogram: LatencyCounts,
     latency_sum: f64,
@@ -147,7 +150,7 @@ impl Metrics {
             outcomes_total: [0; 4],
             duplicates: 0,
             malformed: 0,
-            seen_events: HashSet::new(),
+            counted_outcomes: CountedOutcomes::default(),
             item_orders: HashMap::new(),
             latency_histogram: LatencyCounts::default(),
             latency_sum: 0.0,
@@ -160,20 +163,25 @@ impl Metrics {
         }
     }
 
-    /// An order record arrived at `second`; undecodable records are counted, not fatal.
-    pub fn on_order(&mut self, second: u64, value: &[u8]) {
+    /// The order record at `partition`/`offset` arrived at `second`; undecodable records are
+    /// counted, not fatal (the inventory consumer dead-letters them, so no outcome will come).
+    pub fn on_order(&mut self, second: u64, partition: i32, offset: i64, value: &[u8]) {
         match decode_order(value) {
             Ok(order) => {
                 self.orders_total += 1;
                 self.window.record_order(second);
                 *self.item_orders.entry(order.item_id).or_default() += 1;
             }
-            Err(_) => self.malformed += 1,
+            Err(_) => {
+                self.malformed += 1;
+                self.counted_outcomes.settle(partition, offset);
+            }
         }
     }
 
-    /// An inventory record arrived at `second`; a repeated `event_id` is counted once.
-    pub fn on_inventory(&mut self, second: u64, value: &[u8]) {
+    /// An inventory record of `partition` arrived at `second`; an outcome of an order record
+    /// already answered, or a restock already seen, is counted as a duplicate only.
+    pub fn on_inventory(&mut self, second: u64, partition: i32, value: &[u8]) {
         let event = match decode_inventory(value) {
             Ok(event) => event,
             Err(_) => {
@@ -181,7 +189,7 @@ impl Metrics {
                 return;
             }
         };
-        if !self.seen_events.insert(event.event_id) {
+        if !self.counted_outcomes.first_time(partition, &event) {
             self.duplicates += 1;
             return;
         }
@@ -268,6 +276,7 @@ impl Metrics {
                 max,
             },
             duplicate_events_ignored: self.duplicates,
+            dedup_holes_forgotten: self.counted_outcomes.holes_forgotten,
             malformed_records: self.malformed,
             top_items: top,
             lag_total: lag.iter().map(|l| l.lag).sum(),
