@@ -13,6 +13,7 @@ use crate::dedup::CountedOutcomes;
 use crate::window::{self, LATENCY_BOUNDS, LatencyCounts, RollingWindow, quantile};
 use serde::Serialize;
 use shared::events::{InventoryOutcome, decode_inventory, decode_order};
+use shared::group::TopicPartition;
 
 /// Counts per outcome, by name.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -138,7 +139,8 @@ pub struct Metrics {
     latency_histogram: LatencyCounts,
     latency_sum: f64,
     pub group: GroupFigures,
-    pub lag: BTreeMap<(String, i32), i64>,
+    /// Records left to read per partition, as of its latest batch.
+    pub lag: BTreeMap<TopicPartition, i64>,
 }
 
 impl Metrics {
@@ -240,9 +242,9 @@ impl Metrics {
         let lag: Vec<PartitionLag> = self
             .lag
             .iter()
-            .map(|((topic, partition), lag)| PartitionLag {
-                topic: topic.clone(),
-                partition: *partition,
+            .map(|(partition, lag)| PartitionLag {
+                topic: partition.topic.clone(),
+                partition: partition.partition,
                 lag: *lag,
             })
             .collect();

@@ -40,7 +40,9 @@ fn snapshot() -> MetricsSnapshot {
     metrics.on_order(100, 0, 4, b"{not json");
     metrics.group.state = "Stable".into();
     metrics.group.assigned_partitions = 2;
-    metrics.lag.insert(("order-events".into(), 0), 5);
+    metrics
+        .lag
+        .insert(shared::group::TopicPartition::new("order-events", 0), 5);
     metrics.snapshot(100, 12.5)
 }
 
