@@ -85,18 +85,17 @@ pub async fn run(
     metrics.group.instance_id = settings.group_instance_id.clone();
     let mut counted = CountedOffsets::default();
     let mut ticker = tokio::time::interval(settings.report_interval);
+    // Armed by the first batch counted after a publish, so /metrics trails the counting by at
+    // most METRICS_REFRESH_MS while records flow, and an idle consumer sets no timer at all.
+    let refresh = tokio::time::sleep(Duration::ZERO);
+    tokio::pin!(refresh);
+    let mut refresh_armed = false;
     let outcome = loop {
         tokio::select! {
             _ = shutdown.cancelled() => break Ok(()),
             _ = ticker.tick() => {
-                let member = group.borrow().clone();
-                metrics.group.member_id = member.member_id;
-                metrics.group.generation = member.generation;
-                metrics.group.rebalances = member.rebalances;
-                metrics.group.state = format!("{:?}", member.phase);
-                metrics.group.assigned_partitions = member.assignment.len();
-                metrics.lag.retain(|partition, _| member.assignment.contains(partition));
-                let snapshot = metrics.snapshot(unix_second(), started.elapsed().as_secs_f64());
+                let rendered = publish(&mut metrics, &group, started, &published);
+                let snapshot = &rendered.snapshot;
                 tracing::info!(
                     orders = snapshot.orders.total,
                     outcomes = snapshot.inventory_events.total,
@@ -107,7 +106,11 @@ pub async fn run(
                     generation = snapshot.group.generation,
                     "summary"
                 );
-                published.send_replace(Some(Arc::new(Rendered::new(snapshot))));
+                refresh_armed = false;
+            }
+            () = &mut refresh, if refresh_armed => {
+                publish(&mut metrics, &group, started, &published);
+                refresh_armed = false;
             }
             item = feed.recv() => match item {
                 Some(Feed::Batch(batch)) => {
@@ -121,6 +124,12 @@ pub async fn run(
                         } else {
                             metrics.on_inventory(second, partition, value);
                         }
+                    }
+                    if !refresh_armed {
+                        refresh
+                            .as_mut()
+                            .reset(tokio::time::Instant::now() + settings.metrics_refresh);
+                        refresh_armed = true;
                     }
                     // What is left to read after this batch; no per-batch map of every partition.
                     if let Some(last) = batch.records.last() {
@@ -143,6 +152,29 @@ pub async fn run(
         tracing::warn!(error = %e, "closing the group member");
     }
     outcome
+}
+
+/// Takes a snapshot with the member's latest state, renders it once and publishes it for
+/// the HTTP handlers.
+fn publish(
+    metrics: &mut Metrics,
+    group: &watch::Receiver<shared::group::MemberSnapshot>,
+    started: Instant,
+    published: &watch::Sender<Option<Arc<Rendered>>>,
+) -> Arc<Rendered> {
+    let member = group.borrow().clone();
+    metrics.group.member_id = member.member_id;
+    metrics.group.generation = member.generation;
+    metrics.group.rebalances = member.rebalances;
+    metrics.group.state = format!("{:?}", member.phase);
+    metrics.group.assigned_partitions = member.assignment.len();
+    metrics
+        .lag
+        .retain(|partition, _| member.assignment.contains(partition));
+    let snapshot = metrics.snapshot(unix_second(), started.elapsed().as_secs_f64());
+    let rendered = Arc::new(Rendered::new(snapshot));
+    published.send_replace(Some(Arc::clone(&rendered)));
+    rendered
 }
 
 /// Owns the consumer: forwards batches until told to stop, then

@@ -15,6 +15,9 @@ use serde::Serialize;
 use shared::events::{InventoryOutcome, decode_inventory, decode_order};
 use shared::group::TopicPartition;
 
+/// How many of the most ordered items a snapshot lists.
+const TOP_ITEMS: usize = 10;
+
 /// Counts per outcome, by name.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct OutcomeCounts {
@@ -224,20 +227,27 @@ impl Metrics {
                 part as f64 / decided as f64
             }
         };
-        let mut top: Vec<ItemCount> = self
+        // Snapshots are taken up to every METRICS_REFRESH_MS: pick the ten in linear time and
+        // copy only their names, however many items there are.
+        let mut ranked: Vec<(&String, u64)> = self
             .item_orders
             .iter()
+            .map(|(item_id, orders)| (item_id, *orders))
+            .collect();
+        let by_rank =
+            |a: &(&String, u64), b: &(&String, u64)| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0));
+        if ranked.len() > TOP_ITEMS {
+            ranked.select_nth_unstable_by(TOP_ITEMS - 1, by_rank);
+            ranked.truncate(TOP_ITEMS);
+        }
+        ranked.sort_unstable_by(by_rank);
+        let top: Vec<ItemCount> = ranked
+            .into_iter()
             .map(|(item_id, orders)| ItemCount {
                 item_id: item_id.clone(),
-                orders: *orders,
+                orders,
             })
             .collect();
-        top.sort_by(|a, b| {
-            b.orders
-                .cmp(&a.orders)
-                .then_with(|| a.item_id.cmp(&b.item_id))
-        });
-        top.truncate(10);
         let max = (figures.latency.iter().sum::<u64>() > 0).then_some(figures.latency_max);
         let lag: Vec<PartitionLag> = self
             .lag
@@ -293,4 +303,57 @@ impl Metrics {
 /// The bucket bounds, for the Prometheus rendering.
 pub fn latency_bounds() -> &'static [f64] {
     &LATENCY_BOUNDS
+}
+
+#[cfg(test)]
+mod tests {
+    use shared::events::{OrderEvent, encode_event};
+    use uuid::Uuid;
+
+    use super::*;
+
+    #[test]
+    fn the_top_items_are_the_ten_most_ordered_ties_by_name() {
+        let mut metrics = Metrics::new(60, "group");
+        let mut offset = 0;
+        // item-00 … item-24, item-n ordered (n % 13) + 1 times: several ties.
+        for n in 0..25u64 {
+            for _ in 0..(n % 13) + 1 {
+                let order = OrderEvent::new(
+                    Uuid::from_u128(offset as u128),
+                    "c",
+                    format!("item-{n:02}"),
+                    1,
+                    1.0,
+                    "EUR",
+                    chrono::Utc::now(),
+                );
+                let bytes = encode_event(&order).expect("encode");
+                metrics.on_order(1, 0, offset, &bytes);
+                offset += 1;
+            }
+        }
+        let top: Vec<(String, u64)> = metrics
+            .snapshot(1, 1.0)
+            .top_items
+            .into_iter()
+            .map(|item| (item.item_id, item.orders))
+            .collect();
+        let expected: Vec<(String, u64)> = [
+            (12, 13),
+            (11, 12),
+            (24, 12),
+            (10, 11),
+            (23, 11),
+            (9, 10),
+            (22, 10),
+            (8, 9),
+            (21, 9),
+            (7, 8), // item-20 has 8 too, and sorts after item-07
+        ]
+        .into_iter()
+        .map(|(n, orders)| (format!("item-{n:02}"), orders))
+        .collect();
+        assert_eq!(top, expected);
+    }
 }

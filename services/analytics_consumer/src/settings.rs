@@ -27,6 +27,8 @@ pub struct AnalyticsSettings {
     pub http_host: IpAddr,
     pub http_port: u16,
     pub topic_wait: TopicWaitSettings,
+    /// The longest `/metrics` trails the counting while records flow.
+    pub metrics_refresh: Duration,
 }
 
 pub fn variables() -> Vec<Variable> {
@@ -76,6 +78,11 @@ pub fn variables() -> Vec<Variable> {
         ),
     ]);
     variables.extend(TopicWaitSettings::variables());
+    variables.push(Variable::new(
+        "METRICS_REFRESH_MS",
+        "100",
+        "While records flow, the longest /metrics trails the counting, in ms (10-60000); an idle consumer refreshes only every REPORT_INTERVAL_SEC.",
+    ));
     variables
 }
 
@@ -104,6 +111,7 @@ impl AnalyticsSettings {
             })?,
             http_port: source.integer("HTTP_PORT", 1, 65535)?,
             topic_wait: TopicWaitSettings::from_source(source)?,
+            metrics_refresh: source.millis("METRICS_REFRESH_MS", 10, 60_000)?,
         })
     }
 }
