@@ -324,3 +324,17 @@ fn a_restock_names_its_place_only_when_numbered_for_its_partition() {
     assert_eq!(restock.restock_position(), None, "another partition's id");
     assert_eq!(outcome(InventoryOutcome::Reserved).restock_position(), None);
 }
+
+#[test]
+fn bytes_that_are_not_utf8_are_malformed() {
+    let mut bytes = encode_event(&order()).expect("encode");
+    let at = bytes
+        .windows(6)
+        .position(|w| w == b"item-7")
+        .expect("the item id");
+    bytes[at] = 0xff;
+    assert!(matches!(
+        decode_order(&bytes),
+        Err(DecodeError::Malformed { .. })
+    ));
+}
