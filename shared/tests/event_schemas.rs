@@ -38,7 +38,11 @@ fn inventory(outcome: InventoryOutcome) -> InventoryEvent {
     let restock = outcome == InventoryOutcome::Restocked;
     InventoryEvent {
         schema_version: INVENTORY_SCHEMA_VERSION,
-        event_id: InventoryEvent::event_id_for(order.order_id, outcome),
+        event_id: if restock {
+            InventoryEvent::restock_event_id(0, order.created_at, 3)
+        } else {
+            InventoryEvent::event_id_for(order.order_id, outcome)
+        },
         order_id: (!restock).then_some(order.order_id),
         item_id: order.item_id.clone(),
         quantity: order.quantity,
@@ -48,7 +52,8 @@ fn inventory(outcome: InventoryOutcome) -> InventoryEvent {
         attempts: 2,
         order_created_at: (!restock).then_some(order.created_at),
         processed_at: order.created_at,
-        source_partition: (!restock).then_some(0),
+        // A restock names the order partition whose stock it is, but no order record.
+        source_partition: Some(0),
         source_offset: (!restock).then_some(5),
     }
 }

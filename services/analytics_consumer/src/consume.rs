@@ -6,7 +6,7 @@
 //! loop's `select!` never cancels the consumer half-way through an assignment. Time for the
 //! window is wall-clock seconds, read once per batch.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -33,7 +33,7 @@ fn unix_second() -> u64 {
 }
 
 enum Feed {
-    Batch(RecordBatch, BTreeMap<TopicPartition, i64>),
+    Batch(RecordBatch),
     Failed(shared::group::GroupError),
 }
 
@@ -86,20 +86,17 @@ pub async fn run(
     metrics.group.instance_id = settings.group_instance_id.clone();
     let mut counted = CountedOffsets::default();
     let mut ticker = tokio::time::interval(settings.report_interval);
+    // Armed by the first batch counted after a publish, so /metrics trails the counting by at
+    // most METRICS_REFRESH_MS while records flow, and an idle consumer sets no timer at all.
+    let refresh = tokio::time::sleep(Duration::ZERO);
+    tokio::pin!(refresh);
+    let mut refresh_armed = false;
     let outcome = loop {
         tokio::select! {
             _ = shutdown.cancelled() => break Ok(()),
             _ = ticker.tick() => {
-                let member = group.borrow().clone();
-                metrics.group.member_id = member.member_id;
-                metrics.group.generation = member.generation;
-                metrics.group.rebalances = member.rebalances;
-                metrics.group.state = format!("{:?}", member.phase);
-                metrics.group.assigned_partitions = member.assignment.len();
-                metrics.lag.retain(|(topic, partition), _| {
-                    member.assignment.iter().any(|p| &p.topic == topic && p.partition == *partition)
-                });
-                let snapshot = metrics.snapshot(unix_second(), started.elapsed().as_secs_f64());
+                let rendered = publish(&mut metrics, &group, started, &published);
+                let snapshot = &rendered.snapshot;
                 tracing::info!(
                     orders = snapshot.orders.total,
                     outcomes = snapshot.inventory_events.total,
@@ -110,22 +107,40 @@ pub async fn run(
                     generation = snapshot.group.generation,
                     "summary"
                 );
-                published.send_replace(Some(Arc::new(Rendered::new(snapshot))));
+                refresh_armed = false;
+            }
+            () = &mut refresh, if refresh_armed => {
+                publish(&mut metrics, &group, started, &published);
+                refresh_armed = false;
             }
             item = feed.recv() => match item {
-                Some(Feed::Batch(batch, lag)) => {
+                Some(Feed::Batch(batch)) => {
                     let second = unix_second();
                     let is_orders = batch.partition.topic == settings.order_topic;
+                    let partition = batch.partition.partition;
                     for record in counted.unseen(&batch.partition, &batch.records) {
                         let value = record.value.as_deref().unwrap_or_default();
                         if is_orders {
-                            metrics.on_order(second, value);
+                            metrics.on_order(second, partition, record.offset, value);
                         } else {
-                            metrics.on_inventory(second, value);
+                            metrics.on_inventory(second, partition, value);
                         }
                     }
-                    for (partition, lag) in lag {
-                        metrics.lag.insert((partition.topic, partition.partition), lag);
+                    if !refresh_armed {
+                        refresh
+                            .as_mut()
+                            .reset(tokio::time::Instant::now() + settings.metrics_refresh);
+                        refresh_armed = true;
+                    }
+                    // What is left to read after this batch; no per-batch map of every partition.
+                    if let Some(last) = batch.records.last() {
+                        let lag = (batch.high_watermark - (last.offset + 1)).max(0);
+                        match metrics.lag.get_mut(&batch.partition) {
+                            Some(known) => *known = lag,
+                            None => {
+                                metrics.lag.insert(batch.partition.clone(), lag);
+                            }
+                        }
                     }
                 }
                 Some(Feed::Failed(e)) => break Err(anyhow::Error::new(e).context("group member")),
@@ -140,7 +155,30 @@ pub async fn run(
     outcome
 }
 
-/// Owns the consumer: forwards batches (with the current lag) until told to stop, then
+/// Takes a snapshot with the member's latest state, renders it once and publishes it for
+/// the HTTP handlers.
+fn publish(
+    metrics: &mut Metrics,
+    group: &watch::Receiver<shared::group::MemberSnapshot>,
+    started: Instant,
+    published: &watch::Sender<Option<Arc<Rendered>>>,
+) -> Arc<Rendered> {
+    let member = group.borrow().clone();
+    metrics.group.member_id = member.member_id;
+    metrics.group.generation = member.generation;
+    metrics.group.rebalances = member.rebalances;
+    metrics.group.state = format!("{:?}", member.phase);
+    metrics.group.assigned_partitions = member.assignment.len();
+    metrics
+        .lag
+        .retain(|partition, _| member.assignment.contains(partition));
+    let snapshot = metrics.snapshot(unix_second(), started.elapsed().as_secs_f64());
+    let rendered = Arc::new(Rendered::new(snapshot));
+    published.send_replace(Some(Arc::clone(&rendered)));
+    rendered
+}
+
+/// Owns the consumer: forwards batches until told to stop, then
 /// closes it (a static member sends no LeaveGroup).
 async fn drive(
     mut consumer: GroupConsumer,
@@ -154,7 +192,7 @@ async fn drive(
         };
         let forwarded = match event {
             None => break,
-            Some(Ok(ConsumerEvent::Records(batch))) => Feed::Batch(batch, consumer.lag()),
+            Some(Ok(ConsumerEvent::Records(batch))) => Feed::Batch(batch),
             Some(Ok(ConsumerEvent::Assigned(partitions))) => {
                 tracing::info!(?partitions, "assigned");
                 continue;
@@ -187,7 +225,13 @@ impl CountedOffsets {
         partition: &TopicPartition,
         records: &'a [ConsumerRecord],
     ) -> &'a [ConsumerRecord] {
-        let mark = self.next_uncounted.entry(partition.clone()).or_insert(0);
+        // Look up before inserting: the common case (a known partition) then allocates nothing.
+        if !self.next_uncounted.contains_key(partition) {
+            self.next_uncounted.insert(partition.clone(), 0);
+        }
+        let Some(mark) = self.next_uncounted.get_mut(partition) else {
+            return records;
+        };
         let first_new = records.partition_point(|record| record.offset < *mark);
         if let Some(last) = records.last() {
             *mark = (*mark).max(last.offset + 1);

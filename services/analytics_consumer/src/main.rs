@@ -6,6 +6,7 @@
 
 mod consume;
 mod control_api;
+mod dedup;
 mod http;
 mod metrics;
 mod pipeline;

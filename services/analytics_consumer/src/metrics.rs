@@ -2,17 +2,21 @@
 //!
 //! One owner (the consume loop) updates [`Metrics`]; readers only ever see an immutable
 //! [`MetricsSnapshot`] taken every `REPORT_INTERVAL_SEC`, so serving HTTP never touches the
-//! counters. Inventory events are counted once per `event_id`: a reprocessed order's repeated
-//! outcome must not make totals disagree with what was produced. (Records read a second time
-//! after a rebalance never get here: the consume loop skips offsets it has counted.)
+//! counters. An order's outcome is counted once per order record, a restock once
+//! ([`CountedOutcomes`], bounded state): a reprocessed order's repeated outcome must not make
+//! totals disagree with what was produced. (Records read a second time after a rebalance never
+//! get here: the consume loop skips offsets it has counted.)
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 
+use crate::dedup::CountedOutcomes;
+use crate::window::{self, LATENCY_BOUNDS, LatencyCounts, RollingWindow, quantile};
 use serde::Serialize;
 use shared::events::{InventoryOutcome, decode_inventory, decode_order};
-use uuid::Uuid;
+use shared::group::TopicPartition;
 
-use crate::window::{self, LATENCY_BOUNDS, LatencyCounts, RollingWindow, quantile};
+/// How many of the most ordered items a snapshot lists.
+const TOP_ITEMS: usize = 10;
 
 /// Counts per outcome, by name.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -110,6 +114,9 @@ pub struct MetricsSnapshot {
     /// End-to-end: inventory `processed_at` − order `created_at`, seconds, over the window.
     pub latency_seconds: Latency,
     pub duplicate_events_ignored: u64,
+    /// Late outcomes given up on to keep deduplication bounded (see `dedup`); 0 unless
+    /// outcomes arrive wildly out of order.
+    pub dedup_holes_forgotten: u64,
     pub malformed_records: u64,
     pub top_items: Vec<ItemCount>,
     pub lag: Vec<PartitionLag>,
@@ -130,12 +137,13 @@ pub struct Metrics {
     outcomes_total: [u64; 4],
     duplicates: u64,
     malformed: u64,
-    seen_events: HashSet<Uuid>,
+    counted_outcomes: CountedOutcomes,
     item_orders: HashMap<String, u64>,
     latency_histogram: LatencyCounts,
     latency_sum: f64,
     pub group: GroupFigures,
-    pub lag: BTreeMap<(String, i32), i64>,
+    /// Records left to read per partition, as of its latest batch.
+    pub lag: BTreeMap<TopicPartition, i64>,
 }
 
 impl Metrics {
@@ -147,7 +155,7 @@ impl Metrics {
             outcomes_total: [0; 4],
             duplicates: 0,
             malformed: 0,
-            seen_events: HashSet::new(),
+            counted_outcomes: CountedOutcomes::default(),
             item_orders: HashMap::new(),
             latency_histogram: LatencyCounts::default(),
             latency_sum: 0.0,
@@ -160,20 +168,25 @@ impl Metrics {
         }
     }
 
-    /// An order record arrived at `second`; undecodable records are counted, not fatal.
-    pub fn on_order(&mut self, second: u64, value: &[u8]) {
+    /// The order record at `partition`/`offset` arrived at `second`; undecodable records are
+    /// counted, not fatal (the inventory consumer dead-letters them, so no outcome will come).
+    pub fn on_order(&mut self, second: u64, partition: i32, offset: i64, value: &[u8]) {
         match decode_order(value) {
             Ok(order) => {
                 self.orders_total += 1;
                 self.window.record_order(second);
                 *self.item_orders.entry(order.item_id).or_default() += 1;
             }
-            Err(_) => self.malformed += 1,
+            Err(_) => {
+                self.malformed += 1;
+                self.counted_outcomes.settle(partition, offset);
+            }
         }
     }
 
-    /// An inventory record arrived at `second`; a repeated `event_id` is counted once.
-    pub fn on_inventory(&mut self, second: u64, value: &[u8]) {
+    /// An inventory record of `partition` arrived at `second`; an outcome of an order record
+    /// already answered, or a restock already seen, is counted as a duplicate only.
+    pub fn on_inventory(&mut self, second: u64, partition: i32, value: &[u8]) {
         let event = match decode_inventory(value) {
             Ok(event) => event,
             Err(_) => {
@@ -181,7 +194,7 @@ impl Metrics {
                 return;
             }
         };
-        if !self.seen_events.insert(event.event_id) {
+        if !self.counted_outcomes.first_time(partition, &event) {
             self.duplicates += 1;
             return;
         }
@@ -214,27 +227,34 @@ impl Metrics {
                 part as f64 / decided as f64
             }
         };
-        let mut top: Vec<ItemCount> = self
+        // Snapshots are taken up to every METRICS_REFRESH_MS: pick the ten in linear time and
+        // copy only their names, however many items there are.
+        let mut ranked: Vec<(&String, u64)> = self
             .item_orders
             .iter()
+            .map(|(item_id, orders)| (item_id, *orders))
+            .collect();
+        let by_rank =
+            |a: &(&String, u64), b: &(&String, u64)| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0));
+        if ranked.len() > TOP_ITEMS {
+            ranked.select_nth_unstable_by(TOP_ITEMS - 1, by_rank);
+            ranked.truncate(TOP_ITEMS);
+        }
+        ranked.sort_unstable_by(by_rank);
+        let top: Vec<ItemCount> = ranked
+            .into_iter()
             .map(|(item_id, orders)| ItemCount {
                 item_id: item_id.clone(),
-                orders: *orders,
+                orders,
             })
             .collect();
-        top.sort_by(|a, b| {
-            b.orders
-                .cmp(&a.orders)
-                .then_with(|| a.item_id.cmp(&b.item_id))
-        });
-        top.truncate(10);
         let max = (figures.latency.iter().sum::<u64>() > 0).then_some(figures.latency_max);
         let lag: Vec<PartitionLag> = self
             .lag
             .iter()
-            .map(|((topic, partition), lag)| PartitionLag {
-                topic: topic.clone(),
-                partition: *partition,
+            .map(|(partition, lag)| PartitionLag {
+                topic: partition.topic.clone(),
+                partition: partition.partition,
                 lag: *lag,
             })
             .collect();
@@ -268,6 +288,7 @@ impl Metrics {
                 max,
             },
             duplicate_events_ignored: self.duplicates,
+            dedup_holes_forgotten: self.counted_outcomes.holes_forgotten,
             malformed_records: self.malformed,
             top_items: top,
             lag_total: lag.iter().map(|l| l.lag).sum(),
@@ -282,4 +303,57 @@ impl Metrics {
 /// The bucket bounds, for the Prometheus rendering.
 pub fn latency_bounds() -> &'static [f64] {
     &LATENCY_BOUNDS
+}
+
+#[cfg(test)]
+mod tests {
+    use shared::events::{OrderEvent, encode_event};
+    use uuid::Uuid;
+
+    use super::*;
+
+    #[test]
+    fn the_top_items_are_the_ten_most_ordered_ties_by_name() {
+        let mut metrics = Metrics::new(60, "group");
+        let mut offset = 0;
+        // item-00 … item-24, item-n ordered (n % 13) + 1 times: several ties.
+        for n in 0..25u64 {
+            for _ in 0..(n % 13) + 1 {
+                let order = OrderEvent::new(
+                    Uuid::from_u128(offset as u128),
+                    "c",
+                    format!("item-{n:02}"),
+                    1,
+                    1.0,
+                    "EUR",
+                    chrono::Utc::now(),
+                );
+                let bytes = encode_event(&order).expect("encode");
+                metrics.on_order(1, 0, offset, &bytes);
+                offset += 1;
+            }
+        }
+        let top: Vec<(String, u64)> = metrics
+            .snapshot(1, 1.0)
+            .top_items
+            .into_iter()
+            .map(|item| (item.item_id, item.orders))
+            .collect();
+        let expected: Vec<(String, u64)> = [
+            (12, 13),
+            (11, 12),
+            (24, 12),
+            (10, 11),
+            (23, 11),
+            (9, 10),
+            (22, 10),
+            (8, 9),
+            (21, 9),
+            (7, 8), // item-20 has 8 too, and sorts after item-07
+        ]
+        .into_iter()
+        .map(|(n, orders)| (format!("item-{n:02}"), orders))
+        .collect();
+        assert_eq!(top, expected);
+    }
 }

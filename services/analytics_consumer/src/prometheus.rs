@@ -29,7 +29,7 @@ pub fn render(snapshot: &MetricsSnapshot) -> String {
         &mut out,
         "analytics_inventory_events_total",
         "counter",
-        "Inventory events consumed, each event_id once.",
+        "Inventory events consumed: each order's outcome and each restock once.",
     );
     let _ = writeln!(
         out,
@@ -58,12 +58,23 @@ pub fn render(snapshot: &MetricsSnapshot) -> String {
         &mut out,
         "analytics_duplicate_events_total",
         "counter",
-        "Repeated inventory event_ids ignored.",
+        "Repeated outcomes (of an order record already answered) and restocks ignored.",
     );
     let _ = writeln!(
         out,
         "analytics_duplicate_events_total {}",
         snapshot.duplicate_events_ignored
+    );
+    family(
+        &mut out,
+        "analytics_dedup_holes_forgotten_total",
+        "counter",
+        "Late outcomes given up on to keep deduplication bounded.",
+    );
+    let _ = writeln!(
+        out,
+        "analytics_dedup_holes_forgotten_total {}",
+        snapshot.dedup_holes_forgotten
     );
     family(
         &mut out,

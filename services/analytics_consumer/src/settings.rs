@@ -30,6 +30,8 @@ pub struct AnalyticsSettings {
     pub fetch: ConsumerFetchSettings,
     /// The ripple view and the control endpoint (`pipeline`, `control_api`).
     pub pipeline: crate::pipeline::PipelineSettings,
+    /// The longest `/metrics` trails the counting while records flow.
+    pub metrics_refresh: Duration,
 }
 
 pub fn variables() -> Vec<Variable> {
@@ -81,6 +83,11 @@ pub fn variables() -> Vec<Variable> {
     variables.extend(TopicWaitSettings::variables());
     variables.extend(ConsumerFetchSettings::variables());
     variables.extend(crate::pipeline::variables());
+    variables.push(Variable::new(
+        "METRICS_REFRESH_MS",
+        "100",
+        "While records flow, the longest /metrics trails the counting, in ms (10-60000); an idle consumer refreshes only every REPORT_INTERVAL_SEC.",
+    ));
     variables
 }
 
@@ -111,6 +118,7 @@ impl AnalyticsSettings {
             topic_wait: TopicWaitSettings::from_source(source)?,
             fetch: ConsumerFetchSettings::from_source(source)?,
             pipeline: crate::pipeline::PipelineSettings::from_source(source)?,
+            metrics_refresh: source.millis("METRICS_REFRESH_MS", 10, 60_000)?,
         })
     }
 }

@@ -18,7 +18,6 @@ use shared::events::{INVENTORY_SCHEMA_VERSION, InventoryEvent, InventoryOutcome,
 use shared::group::{Committer, ConsumerRecord, RecordBatch, TopicPartition};
 use shared::producer::{DeliveryTicket, OutgoingRecord, Producer};
 use tokio::sync::mpsc;
-use uuid::Uuid;
 
 use crate::rules::{self, FailureModel, Stock};
 use crate::state::StockChange;
@@ -64,6 +63,9 @@ pub struct Worker {
     partition: TopicPartition,
     stock: Stock,
     outputs: Outputs,
+    /// When the last restock round started: the next starts at least a millisecond later,
+    /// even if the clock has not moved or missed ticks fire together, so restock ids only grow.
+    last_restock_round: chrono::DateTime<chrono::Utc>,
 }
 
 /// The batch's stock changes, one per item: the stock before its first change in the batch,
@@ -145,6 +147,7 @@ impl Worker {
             partition,
             stock,
             outputs,
+            last_restock_round: chrono::DateTime::UNIX_EPOCH,
         }
     }
 
@@ -346,12 +349,21 @@ impl Worker {
             return Ok(());
         };
         let mut tickets = Vec::new();
-        for (item_id, stock) in &mut self.stock {
+        // One timestamp for the whole round: with the item's index it makes each restock's id
+        // larger than every earlier one of this partition (see `restock_event_id`).
+        let round_started =
+            chrono::Utc::now().max(self.last_restock_round + chrono::Duration::milliseconds(1));
+        self.last_restock_round = round_started;
+        for (index, (item_id, stock)) in (0u64..).zip(&mut self.stock) {
             let before = *stock;
             *stock += amount;
             let event = InventoryEvent {
                 schema_version: INVENTORY_SCHEMA_VERSION,
-                event_id: Uuid::new_v4(),
+                event_id: InventoryEvent::restock_event_id(
+                    self.partition.partition,
+                    round_started,
+                    index,
+                ),
                 order_id: None,
                 item_id: item_id.clone(),
                 quantity: u32::try_from(amount).unwrap_or(u32::MAX),
@@ -360,8 +372,8 @@ impl Worker {
                 stock_after: *stock,
                 attempts: 1,
                 order_created_at: None,
-                processed_at: chrono::Utc::now(),
-                source_partition: None,
+                processed_at: round_started,
+                source_partition: Some(self.partition.partition),
                 source_offset: None,
             };
             tickets.push(self.outputs.outcomes.send(outcome_record(&event)?).await?);

@@ -282,3 +282,59 @@ fn arbitrary_bytes_never_panic() {
         let _ = decode_inventory(&bytes);
     }
 }
+
+#[test]
+fn restock_ids_grow_with_every_restock_of_a_partition() {
+    let round = Utc.with_ymd_and_hms(2026, 11, 24, 8, 0, 0).unwrap();
+    let next_round = round + chrono::Duration::seconds(1);
+    let ids = [
+        InventoryEvent::restock_event_id(5, round, 0),
+        InventoryEvent::restock_event_id(5, round, 1),
+        InventoryEvent::restock_event_id(5, round, 4095),
+        InventoryEvent::restock_event_id(5, round, 4096),
+        InventoryEvent::restock_event_id(5, round, (1 << 42) - 1),
+        InventoryEvent::restock_event_id(5, next_round, 0),
+    ];
+    assert!(ids.windows(2).all(|pair| pair[0] < pair[1]), "{ids:?}");
+    for id in ids {
+        assert_eq!(id.get_version_num(), 7, "{id}");
+        assert_eq!(id.get_variant(), uuid::Variant::RFC4122, "{id}");
+    }
+    assert_ne!(
+        InventoryEvent::restock_event_id(5, round, 0),
+        InventoryEvent::restock_event_id(6, round, 0),
+        "partitions restocking in the same millisecond"
+    );
+}
+
+#[test]
+fn a_restock_names_its_place_only_when_numbered_for_its_partition() {
+    let mut restock = outcome(InventoryOutcome::Restocked);
+    assert_eq!(restock.restock_position(), None, "no partition, a v5 id");
+    restock.source_partition = Some(3);
+    assert_eq!(restock.restock_position(), None, "a v5 id");
+    restock.event_id = InventoryEvent::restock_event_id(3, restock.processed_at, 9);
+    assert_eq!(
+        restock.restock_position(),
+        Some((3, restock.event_id.as_u128()))
+    );
+    let bytes = encode_event(&restock).expect("encode");
+    assert_eq!(decode_inventory(&bytes), Ok(restock.clone()));
+    restock.source_partition = Some(4);
+    assert_eq!(restock.restock_position(), None, "another partition's id");
+    assert_eq!(outcome(InventoryOutcome::Reserved).restock_position(), None);
+}
+
+#[test]
+fn bytes_that_are_not_utf8_are_malformed() {
+    let mut bytes = encode_event(&order()).expect("encode");
+    let at = bytes
+        .windows(6)
+        .position(|w| w == b"item-7")
+        .expect("the item id");
+    bytes[at] = 0xff;
+    assert!(matches!(
+        decode_order(&bytes),
+        Err(DecodeError::Malformed { .. })
+    ));
+}

@@ -12,7 +12,7 @@ fn snapshot() -> MetricsSnapshot {
     let created = chrono::Utc::now();
     for i in 0..4u128 {
         let order = OrderEvent::new(Uuid::from_u128(i), "c", "item-0001", 2, 1.5, "EUR", created);
-        metrics.on_order(100, &encode_event(&order).expect("encode"));
+        metrics.on_order(100, 0, i as i64, &encode_event(&order).expect("encode"));
         let outcome = if i == 3 {
             InventoryOutcome::Rejected
         } else {
@@ -34,13 +34,15 @@ fn snapshot() -> MetricsSnapshot {
             source_offset: Some(i as i64),
         };
         let bytes = encode_event(&event).expect("encode");
-        metrics.on_inventory(100, &bytes);
-        metrics.on_inventory(100, &bytes); // a reprocessed duplicate
+        metrics.on_inventory(100, 0, &bytes);
+        metrics.on_inventory(100, 0, &bytes); // a reprocessed duplicate
     }
-    metrics.on_order(100, b"{not json");
+    metrics.on_order(100, 0, 4, b"{not json");
     metrics.group.state = "Stable".into();
     metrics.group.assigned_partitions = 2;
-    metrics.lag.insert(("order-events".into(), 0), 5);
+    metrics
+        .lag
+        .insert(shared::group::TopicPartition::new("order-events", 0), 5);
     metrics.snapshot(100, 12.5)
 }
 
@@ -72,6 +74,7 @@ async fn metrics_json_has_the_documented_fields_and_exact_counts() {
         "rates",
         "latency_seconds",
         "duplicate_events_ignored",
+        "dedup_holes_forgotten",
         "malformed_records",
         "top_items",
         "lag",
