@@ -54,9 +54,17 @@ impl Service {
 
     /// Polls /metrics until `done` holds (the snapshot refreshes every second).
     async fn metrics_until(&self, done: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+        self.json_until("/metrics", done).await
+    }
+
+    async fn json_until(
+        &self,
+        path: &str,
+        done: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
         let started = Instant::now();
         loop {
-            if let Some((200, body)) = self.get("/metrics")
+            if let Some((200, body)) = self.get(path)
                 && let Ok(value) = serde_json::from_str::<serde_json::Value>(&body)
                 && done(&value)
             {
@@ -163,6 +171,17 @@ async fn the_dashboard_draws_its_charts_with_live_data_in_a_real_browser() {
     });
     service
         .metrics_until(|m| m["orders"]["per_second"].as_f64().unwrap_or(0.0) > 0.0)
+        .await;
+    // The throughput chart plots the produced rate that the ripple view samples into its
+    // history once a second: wait until the history holds a sample of it.
+    service
+        .json_until("/history", |h| {
+            h["samples"].as_array().is_some_and(|samples| {
+                samples
+                    .iter()
+                    .any(|s| s["produced"].as_f64().unwrap_or(0.0) > 0.0)
+            })
+        })
         .await;
 
     let page = format!("http://127.0.0.1:{port}/");
