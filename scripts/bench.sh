@@ -9,18 +9,20 @@
 #   --soak          also run scripts/soak.sh (SOAK_MINUTES, default 30) after the rest
 #
 # ORDERS (default 500000) sizes the throughput runs; LATENCY_SECONDS (default 20) each
-# latency run; SCALE_ORDERS (default 200000) the scale runs. Takes about 20 minutes on two
-# cores without the soak.
+# latency run; SCALE_ORDERS (default 200000) the scale runs; CONTROL_ORDERS (default 1000000)
+# the control-plane drains. Takes about 25 minutes on two cores without the soak.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$REPO_ROOT"
 ORDERS="${ORDERS:-500000}"
 LATENCY_SECONDS="${LATENCY_SECONDS:-20}"
 SCALE_ORDERS="${SCALE_ORDERS:-200000}"
+CONTROL_ORDERS="${CONTROL_ORDERS:-1000000}"
 SOAK_MINUTES="${SOAK_MINUTES:-30}"
 need_count ORDERS "$ORDERS" 1
 need_count LATENCY_SECONDS "$LATENCY_SECONDS" 1
 need_count SCALE_ORDERS "$SCALE_ORDERS" 1
+need_count CONTROL_ORDERS "$CONTROL_ORDERS" 1
 need_count SOAK_MINUTES "$SOAK_MINUTES" 1
 update_docs=0 soak=0
 for argument in "$@"; do
@@ -45,6 +47,7 @@ run scripts/bench-inventory.sh "$ORDERS"
 run scripts/bench-analytics.sh "$ORDERS"
 run scripts/bench-latency.sh "$LATENCY_SECONDS" 1000 10000
 run scripts/bench-scale.sh "$SCALE_ORDERS" 6 96 384
+run scripts/bench-control.sh "$CONTROL_ORDERS"
 [[ "$soak" == 1 ]] && run scripts/soak.sh --minutes "$SOAK_MINUTES"
 
 # Sizes: the static binaries (and images, when a Docker engine answers) from the issue-7 build.
@@ -94,6 +97,9 @@ summary=$(
     row "inventory at $partitions partitions, orders/s (rate vs 6 partitions: $(value "scale_${partitions}_share"))" "$(value "scale_${partitions}_rate")" ""
     row "inventory at $partitions partitions: peak RSS MiB / connections to the broker" "$(value "scale_${partitions}_rss_mib") / $(value "scale_${partitions}_connections")" ""
   done
+  row "POST /control RATE_PER_SEC to the new rate in /metrics, p50 / max ms (10 tries)" "$(value control_rate_p50_ms) / $(value control_rate_max_ms)" ""
+  row "POST /control MEMBERS 1 <-> 3 to a stable group in /metrics, p50 / max ms (10 tries)" "$(value control_members_p50_ms) / $(value control_members_max_ms)" ""
+  row "inventory orders/s with the control plane in use / idle (target >= 0.95)" "$(value control_drain_ratio)" ""
   if [[ "$soak" == 1 ]]; then
     for service in producer inventory analytics; do
       row "soak, $SOAK_MINUTES min at 10k orders/s: $service RSS" "$(value "soak_${service}_verdict")" ""

@@ -4,6 +4,10 @@
     topic-tool.py count BOOTSTRAP TOPIC                    print the records on TOPIC
     topic-tool.py wait-count BOOTSTRAP TOPIC COUNT SECONDS wait until TOPIC holds COUNT records;
                                                            print the elapsed seconds (exit 1 on time-out)
+    topic-tool.py wait-span BOOTSTRAP TOPIC COUNT SECONDS SINCE
+                                                           the same, then print two figures from the records'
+                                                           timestamps: first record - SINCE (epoch seconds),
+                                                           and last record - first record
     topic-tool.py wait-group BOOTSTRAP GROUP MEMBERS SECONDS
                                                            wait until GROUP is Stable with MEMBERS members
     topic-tool.py trim BOOTSTRAP KEEP SECONDS TOPIC...     every SECONDS, delete all but the last
@@ -66,6 +70,29 @@ def wait_count(bootstrap, topic, wanted, seconds):
     consumer.close()
 
 
+def wait_span(bootstrap, topic, wanted, seconds, since):
+    """A throughput figure without the start-up in it and without the polling's resolution:
+    once TOPIC holds COUNT records, the timestamps (ms, set by the writer) of each partition's
+    first and last record give when writing started and ended."""
+    consumer = reader(bootstrap)
+    deadline = time.monotonic() + float(seconds)
+    while sum(high_watermarks(consumer, topic).values()) < int(wanted):
+        if time.monotonic() > deadline:
+            consumer.close()
+            raise SystemExit(f"topic-tool.py: {topic} did not reach {wanted} records within {seconds} s")
+        time.sleep(0.05)
+    stamps = []
+    for partition, high in high_watermarks(consumer, topic).items():
+        for offset in {0, high - 1} if high > 0 else ():
+            consumer.assign([TopicPartition(topic, partition, offset)])
+            message = consumer.poll(10)
+            if message is None or message.error():
+                raise SystemExit(f"topic-tool.py: could not read {topic}/{partition} at {offset}")
+            stamps.append(message.timestamp()[1] / 1000)
+    consumer.close()
+    print(round(min(stamps) - float(since), 3), round(max(stamps) - min(stamps), 3))
+
+
 def wait_group(bootstrap, group, members, seconds):
     from kafka.admin import KafkaAdminClient
 
@@ -102,8 +129,8 @@ def trim(bootstrap, keep, seconds, *topics):
         time.sleep(float(seconds))
 
 
-COMMANDS = {"create": create, "count": count, "wait-count": wait_count, "wait-group": wait_group,
-            "trim": trim}
+COMMANDS = {"create": create, "count": count, "wait-count": wait_count, "wait-span": wait_span,
+            "wait-group": wait_group, "trim": trim}
 
 if __name__ == "__main__":
     if len(sys.argv) < 3 or sys.argv[1] not in COMMANDS:
