@@ -31,7 +31,7 @@ fn value(record: &shared::group::ConsumerRecord) -> String {
 #[tokio::test]
 async fn fetched_bytes_stay_within_the_budget_until_the_application_drops_its_batches() {
     let broker = shared_broker();
-    let partitions = 24;
+    let partitions = 48;
     let topic = create_topic(broker, "budget", partitions).await;
     let written = produce(
         broker,
@@ -50,10 +50,11 @@ async fn fetched_bytes_stay_within_the_budget_until_the_application_drops_its_ba
             .expect("start");
 
     // Hold every batch, as an application whose workers are all busy would: the fetcher must
-    // stop once what it holds reaches the budget. A request asks for no more partitions than
-    // the room holds at their maximum, so one answer overshoots by at most that many of the
-    // broker's batches — a bound that does not grow with the partition count.
-    let per_request = config.queued_max_bytes / config.max_partition_fetch_bytes as usize + 1;
+    // stop once what it holds reaches the budget. A request asks each partition for at least
+    // 16 KiB and no more partitions than the room holds at that, so one answer overshoots by
+    // at most that many of the broker's batches — a bound set by the budget, not by the
+    // partition count.
+    let per_request = config.queued_max_bytes / (16 * 1024) + 1;
     let mut held: Vec<RecordBatch> = Vec::new();
     let mut values = BTreeSet::new();
     let mut within = LIMIT; // the first batch waits for the group to form

@@ -391,10 +391,19 @@ impl Session {
         let request_max = i32::try_from(share)
             .unwrap_or(i32::MAX)
             .min(self.settings.max_bytes);
-        let partition_max = self.settings.partition_max_bytes.min(request_max);
-        // Ask for no more partitions than the room holds at their maximum, so one answer
-        // cannot overshoot the budget by more than the broker's batch granularity; a turning
-        // start gives every partition its turn when the room is small.
+        // The room is divided among the fetchable partitions (each asked for at least
+        // MIN_FETCH_ROOM), so one request reads many partitions at once instead of a few at
+        // `max.partition.fetch.bytes` each; and no more partitions are asked than the room holds
+        // at that share, so one answer cannot overshoot the budget by more than the broker's
+        // batch granularity. A turning start gives every partition its turn when room is short.
+        let fetchable: usize = by_leader.values().map(Vec::len).sum();
+        let partition_share =
+            i32::try_from((room / fetchable.max(1)).max(MIN_FETCH_ROOM)).unwrap_or(i32::MAX);
+        let partition_max = self
+            .settings
+            .partition_max_bytes
+            .min(partition_share)
+            .min(request_max);
         let per_request = (share / partition_max.max(1) as usize).max(1);
         self.rotation = self.rotation.wrapping_add(1);
         let mut started = Vec::new();
