@@ -95,10 +95,15 @@ read_progress() {
 }
 
 container_state() {
-  local id
-  id=$("${compose[@]}" "${files[@]}" -p "$project" ps -q "$1" 2>/dev/null || true)
-  [[ -n "$id" ]] || { echo "absent"; return; }
-  docker inspect --format '{{.State.Status}} {{.State.ExitCode}}' "$id"
+  # A scaled service has several containers: the first that is not running speaks for it.
+  local ids id state
+  ids=$("${compose[@]}" "${files[@]}" -p "$project" ps -q "$1" 2>/dev/null || true)
+  [[ -n "$ids" ]] || { echo "absent"; return; }
+  for id in $ids; do
+    state=$(docker inspect --format '{{.State.Status}} {{.State.ExitCode}}' "$id")
+    [[ "$state" == running* ]] || { echo "$state"; return; }
+  done
+  echo "running 0"
 }
 
 step "waiting up to ${TIMEOUT_SEC}s for $TOTAL_EVENTS orders, each with an outcome"
