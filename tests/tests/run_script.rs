@@ -1,7 +1,8 @@
 //! `scripts/run.sh`, the README's first command: it brings up the broker and the three
 //! services, orders reach the dashboard's metrics, and Ctrl+C (SIGINT) stops everything it
-//! started, leaving no process and no listening port behind. Memory storage is the default;
-//! `--durable DIR` keeps the broker's SQLite database in DIR, and each run says which it uses.
+//! started, leaving no process and no listening port behind. Durable storage is the default;
+//! `--durable DIR` keeps the broker's SQLite database in DIR, `--memory` keeps nothing, and
+//! each run says which it uses.
 
 use std::ffi::OsStr;
 use std::path::Path;
@@ -119,7 +120,7 @@ async fn run_sh_starts_the_pipeline_on_memory_storage_and_ctrl_c_leaves_nothing_
     let data = tempfile::tempdir().expect("a data folder");
     let logs = data.path().join("pipeline");
     let stderr = run_pipeline_then_ctrl_c(
-        &["--data".as_ref(), logs.as_os_str()],
+        &["--memory".as_ref(), "--data".as_ref(), logs.as_os_str()],
         &data.path().join("run.stderr"),
     )
     .await;
