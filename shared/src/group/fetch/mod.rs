@@ -20,7 +20,7 @@ pub use batch::{
     encode,
 };
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -205,7 +205,7 @@ impl Fetcher {
             admin: HashMap::from([(BOOTSTRAP, bootstrap)]),
             brokers: HashMap::new(),
             idle: HashMap::new(),
-            busy: HashMap::new(),
+            busy: HashSet::new(),
             broker_backoff: HashMap::new(),
             partitions: BTreeMap::new(),
             leaders: HashMap::new(),
@@ -307,7 +307,7 @@ struct Session {
     /// Fetch connections not carrying a request right now.
     idle: HashMap<i32, BrokerConnection>,
     /// Nodes with a Fetch in flight (one at a time per connection, as the protocol allows).
-    busy: HashMap<i32, ()>,
+    busy: HashSet<i32>,
     broker_backoff: HashMap<i32, (Instant, Duration)>,
     partitions: BTreeMap<TopicPartition, PartitionState>,
     leaders: HashMap<TopicPartition, i32>,
@@ -372,7 +372,7 @@ impl Session {
             let Some(leader) = state.leader else { continue };
             let fetchable = state.not_before.is_none_or(|at| at <= now)
                 && state.sender.capacity() > 0
-                && !self.busy.contains_key(&leader)
+                && !self.busy.contains(&leader)
                 && self
                     .broker_backoff
                     .get(&leader)
@@ -487,7 +487,7 @@ impl Session {
             }));
         }
         for node in started {
-            self.busy.insert(node, ());
+            self.busy.insert(node);
         }
     }
 
