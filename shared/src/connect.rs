@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use rskafka::client::{Client, ClientBuilder};
 
+use crate::backoff::{Backoff, BackoffPolicy};
 use crate::security;
 use crate::settings::ConnectionSettings;
 use crate::wire::{BrokerConnection, WireError};
@@ -16,8 +17,10 @@ use crate::wire::{BrokerConnection, WireError};
 /// Time allowed for one request on our own connections.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
-const FIRST_BACKOFF: Duration = Duration::from_millis(100);
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// Connection set-up retries: 100 ms doubling to 5 s (brokers that are still starting take
+/// seconds, not milliseconds), with the shared jitter.
+const CONNECT_BACKOFF: BackoffPolicy =
+    BackoffPolicy::doubling(Duration::from_millis(100), Duration::from_secs(5));
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
@@ -52,7 +55,7 @@ pub async fn broker_connection(
     deadline: Duration,
 ) -> Result<BrokerConnection, ConnectError> {
     let started = Instant::now();
-    let mut backoff = FIRST_BACKOFF;
+    let mut backoff = Backoff::with_deadline(CONNECT_BACKOFF, deadline);
     let mut last_errors: Vec<(String, String)> = Vec::new();
     loop {
         last_errors.clear();
@@ -77,15 +80,14 @@ pub async fn broker_connection(
                 Err(e) => return Err(ConnectError::Unusable(e)),
             }
         }
-        if started.elapsed() + backoff > deadline {
+        let Ok(wait) = backoff.next_delay() else {
             return Err(ConnectError::Unreachable {
                 waited: started.elapsed(),
                 tried: last_errors,
             });
-        }
-        tracing::debug!(?backoff, errors = %describe(&last_errors), "no broker answered yet; retrying");
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(MAX_BACKOFF);
+        };
+        tracing::debug!(?wait, errors = %describe(&last_errors), "no broker answered yet; retrying");
+        tokio::time::sleep(wait).await;
     }
 }
 
@@ -104,9 +106,9 @@ pub async fn data_client(
     let mut builder = ClientBuilder::new(settings.bootstrap_servers.clone())
         .client_id(settings.client_id.clone())
         .backoff_config(rskafka::BackoffConfig {
-            init_backoff: FIRST_BACKOFF,
-            max_backoff: MAX_BACKOFF,
-            base: 2.0,
+            init_backoff: CONNECT_BACKOFF.initial,
+            max_backoff: CONNECT_BACKOFF.max,
+            base: CONNECT_BACKOFF.multiplier,
             deadline: Some(remaining),
         });
     if settings.security.protocol.uses_tls() {

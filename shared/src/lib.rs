@@ -5,6 +5,7 @@
 //! rules, and the services never speak the wire protocol themselves.
 
 pub mod admin;
+pub mod backoff;
 pub mod cli;
 pub mod connect;
 pub mod control;
