@@ -355,10 +355,16 @@ impl BrokerConnection {
             .await
             .map_err(|reason| match reason {
                 FrameError::Io(e) => io("read from", e),
-                reason => WireError::FrameRefused {
-                    address: self.address.clone(),
-                    reason,
-                },
+                reason => {
+                    let error = WireError::FrameRefused {
+                        address: self.address.clone(),
+                        reason,
+                    };
+                    // Rare and telling (a corrupt or hostile peer), so said once per frame
+                    // whatever the caller does with the error.
+                    tracing::warn!(%error, "refused a response frame");
+                    error
+                }
             })
     }
 
@@ -366,12 +372,16 @@ impl BrokerConnection {
     fn refuse(&mut self, api: ApiKey, version: i16, error: ResponseError) -> WireError {
         self.poisoned = true;
         match error {
-            ResponseError::Malformed(fault) => WireError::Malformed {
-                api,
-                version,
-                address: self.address.clone(),
-                fault,
-            },
+            ResponseError::Malformed(fault) => {
+                let error = WireError::Malformed {
+                    api,
+                    version,
+                    address: self.address.clone(),
+                    fault,
+                };
+                tracing::warn!(%error, "refused a malformed response");
+                error
+            }
             ResponseError::Decode(reason) => self.decode_error(api, version, reason),
         }
     }
