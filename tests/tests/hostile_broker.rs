@@ -1,9 +1,11 @@
 //! The three services against a hostile broker (`integration_tests::fake_broker`): each of
 //! their first connections meets a count far past its frame, a response cut short inside its
 //! frame, a length prefix past the maximum and a stream that ends mid-frame, and their first
-//! Metadata an oversized count. Each service must refuse every one of them with a clear error
-//! in its log, stay within a stated peak RSS (read from `/proc/PID/status`, VmHWM), and, once
-//! the real broker behind the front answers, do its work: the pipeline's exact reconciliation.
+//! Metadata an oversized count; then the APIs they live on (Produce, FindCoordinator, Fetch,
+//! OffsetCommit, JoinGroup) one hostile answer each. Each service must refuse every one of them
+//! with a clear error in its log, stay within a stated peak resident set and address space
+//! (VmHWM, VmPeak from `/proc/PID/status`), and, once the real broker behind the front answers,
+//! do its work: the pipeline's exact reconciliation (so no order lost or doubled either).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,8 +19,13 @@ use integration_tests::pipeline::{Pipeline, Service, exclusive};
 const ORDERS: u64 = 2_000;
 const PARTITIONS: i32 = 3;
 const LIMIT: Duration = Duration::from_secs(240);
-const API_VERSIONS: i16 = 18;
+const PRODUCE: i16 = 0;
+const FETCH: i16 = 1;
 const METADATA: i16 = 3;
+const OFFSET_COMMIT: i16 = 8;
+const FIND_COORDINATOR: i16 = 10;
+const JOIN_GROUP: i16 = 11;
+const API_VERSIONS: i16 = 18;
 
 /// The peak resident set a service may reach in this test (a debug build, a few thousand
 /// orders; 33–42 MiB measured).
@@ -33,6 +40,60 @@ const SERVICES: [(Service, &str); 3] = [
     (Service::Producer, "producer-order"),
     (Service::Inventory, "inventory-consumer"),
     (Service::Analytics, "analytics-consumer"),
+];
+
+/// After the first connections, the APIs each service lives on, once each (orders and outcomes
+/// in flight, a group being joined, partitions fetched and committed), with what its log must
+/// then say.
+const LATER_HOSTILITIES: [(&str, i16, Hostility, &str); 8] = [
+    (
+        "producer-order",
+        PRODUCE,
+        Hostility::OversizedCount,
+        "malformed response: ProduceResponse.responses claims 4294967294 elements",
+    ),
+    (
+        "producer-order",
+        PRODUCE,
+        Hostility::CutOff,
+        "produce failed; retrying",
+    ),
+    (
+        "inventory-consumer",
+        FIND_COORDINATOR,
+        Hostility::OversizedCount,
+        "FindCoordinatorResponse.coordinators claims 4294967294 elements",
+    ),
+    (
+        "inventory-consumer",
+        FETCH,
+        Hostility::OversizedCount,
+        "FetchResponse.responses claims 4294967294 elements",
+    ),
+    (
+        "inventory-consumer",
+        PRODUCE,
+        Hostility::TruncatedBody,
+        "decoding Produce v",
+    ),
+    (
+        "inventory-consumer",
+        OFFSET_COMMIT,
+        Hostility::OversizedCount,
+        "OffsetCommitResponse.topics claims 4294967294 elements",
+    ),
+    (
+        "analytics-consumer",
+        JOIN_GROUP,
+        Hostility::TruncatedBody,
+        "JoinGroupResponseMember.member_id needs",
+    ),
+    (
+        "analytics-consumer",
+        FETCH,
+        Hostility::CutOff,
+        "fetching from the broker failed; retrying",
+    ),
 ];
 
 /// VmHWM (peak resident set) and VmPeak (peak address space) of a live process, in KiB.
@@ -122,6 +183,9 @@ async fn every_service_refuses_hostile_answers_in_bounded_memory_then_works() {
         }
         broker.plan(client, METADATA, Hostility::OversizedCount);
     }
+    for (client, api_key, hostility, _) in LATER_HOSTILITIES {
+        broker.plan(client, api_key, hostility);
+    }
     let planned = broker.pending();
 
     let mut pipeline = Pipeline::create(&broker.bootstrap(), "hostile", PARTITIONS).await;
@@ -169,7 +233,14 @@ async fn every_service_refuses_hostile_answers_in_bounded_memory_then_works() {
             "a frame length prefix of 2147483647 bytes (accepted: 4 to 104857600)",
             "the stream ended after",
             "MetadataResponse.brokers claims",
-        ] {
+        ]
+        .into_iter()
+        .chain(
+            LATER_HOSTILITIES
+                .iter()
+                .filter(|(client, ..)| SERVICES.contains(&(service, *client)))
+                .map(|(.., says)| *says),
+        ) {
             assert!(
                 log.contains(expected),
                 "{service:?}'s log says {expected:?}:\n{log}"

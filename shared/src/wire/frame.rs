@@ -26,7 +26,7 @@ pub enum FrameError {
         "a frame length prefix of {length} bytes (accepted: {MIN_RESPONSE_FRAME_BYTES} to {max})"
     )]
     BadLength { length: i32, max: usize },
-    #[error("the stream ended after {received} of the frame's {length} bytes")]
+    #[error("a frame cut short: the stream ended after {received} of its {length} bytes")]
     Truncated { received: usize, length: usize },
     #[error(transparent)]
     Io(#[from] std::io::Error),
