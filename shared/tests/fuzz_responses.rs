@@ -338,3 +338,33 @@ fn valid_frames_cost_a_bounded_multiple_of_their_size() {
         worst.0, worst.1, worst.2, worst.3, worst.4
     );
 }
+
+#[test]
+fn a_known_tagged_field_must_take_exactly_its_declared_size() {
+    // kafka-protocol reads a known tag's value from the stream, not from a window of the
+    // declared size; if the two disagreed its walk and ours would part ways after the tag.
+    let mut frame = 7i32.to_be_bytes().to_vec();
+    frame.push(0); // header v1: no tagged fields
+    frame.extend_from_slice(&[0; 10]); // throttle time, error code, session id
+    frame.extend_from_slice(&[2, 2, b'a', 2]); // one topic "a", one partition
+    frame.extend_from_slice(&[0; 4 + 2 + 8 + 8 + 8]); // index, error, watermarks, log start
+    frame.push(1); // no aborted transactions
+    frame.extend_from_slice(&[0; 4]); // preferred read replica
+    frame.push(1); // empty records
+    frame.extend_from_slice(&[1, 0, 20]); // one tagged field: diverging_epoch, 20 bytes declared
+    frame.extend_from_slice(&[0; 4 + 8]); // epoch, end offset
+    frame.push(0); // its own (empty) tagged fields: 13 bytes in all
+    frame.extend_from_slice(&[0; 7]); // the rest of the declared 20
+    frame.extend_from_slice(&[0, 0]); // the topic's and the response's tagged fields
+    assert_eq!(
+        check_response(ApiKey::Fetch as i16, 12, 1, &frame),
+        Err(FrameFault::TagSizeMismatch {
+            structure: "PartitionData",
+            field: "diverging_epoch",
+            tag: 0,
+            offset: 58,
+            declared: 20,
+            used: 13,
+        })
+    );
+}

@@ -203,6 +203,7 @@ impl Cursor<'_> {
         Ok(bytes)
     }
 
+    /// A big-endian signed integer of 1, 2 or 4 bytes (the only widths of lengths and markers).
     fn int(&mut self, width: usize, at: At) -> Result<i64, FrameFault> {
         let bytes = self.take(width as u64, at)?;
         Ok(match *bytes {
