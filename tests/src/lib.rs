@@ -8,6 +8,7 @@
 pub mod broker;
 pub mod browser;
 pub mod cli;
+pub mod fake_broker;
 pub mod group;
 pub mod names;
 pub mod peers;

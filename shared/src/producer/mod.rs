@@ -28,6 +28,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
 use crate::admin;
+use crate::backoff::{Backoff, BackoffPolicy};
 use crate::connect;
 use crate::settings::ConnectionSettings;
 use accumulator::Accumulator;
@@ -228,15 +229,26 @@ impl Producer {
         config: ProducerConfig,
         connect_deadline: Duration,
     ) -> Result<Self, ProduceError> {
-        let mut bootstrap = connect::broker_connection(settings, connect_deadline)
-            .await
-            .map_err(|e| ProduceError::Metadata(e.to_string()))?;
-        let leaders = admin::partition_leaders(&mut bootstrap, topic)
-            .await
-            .map_err(|e| match e {
-                admin::AdminError::Metadata(_) => ProduceError::UnknownTopic(topic.to_owned()),
-                other => ProduceError::Metadata(other.to_string()),
-            })?;
+        // A connection that breaks or answers garbage here is retried on a new one until the
+        // deadline, as Java's producer retries metadata until max.block.ms.
+        let mut backoff = Backoff::with_deadline(BackoffPolicy::REQUESTS, connect_deadline);
+        let leaders = loop {
+            let mut bootstrap = connect::broker_connection(settings, connect_deadline)
+                .await
+                .map_err(|e| ProduceError::Metadata(e.to_string()))?;
+            match admin::partition_leaders(&mut bootstrap, topic).await {
+                Err(admin::AdminError::Wire(e))
+                    if e.is_transient() && backoff.wait().await.is_ok() =>
+                {
+                    tracing::warn!(error = %e, "reading the topic's partitions failed; retrying");
+                }
+                result => break result,
+            }
+        }
+        .map_err(|e| match e {
+            admin::AdminError::Metadata(_) => ProduceError::UnknownTopic(topic.to_owned()),
+            other => ProduceError::Metadata(other.to_string()),
+        })?;
         let partitions = leaders.len() as i32;
         let identity = match config.idempotence {
             true => Some(

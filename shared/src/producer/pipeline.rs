@@ -11,19 +11,14 @@ use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::{
-    ApiKey, ProduceRequest, ProduceResponse, RequestHeader, ResponseHeader, TopicName,
-};
-use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse, RequestHeader, TopicName};
+use kafka_protocol::protocol::{Encodable, HeaderVersion, StrBytes};
+use tokio::io::AsyncWriteExt;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::connect;
 use crate::settings::ConnectionSettings;
-use crate::wire::Stream;
-
-/// Largest answer accepted; a bigger length prefix means a corrupt stream.
-const MAX_RESPONSE_BYTES: usize = 100 * 1024 * 1024;
+use crate::wire::{self, Stream};
 
 /// The answer to one request: the partition's error code and base offset, or why there is none.
 pub type Answer = Result<(i16, i64, Option<String>), String>;
@@ -225,11 +220,11 @@ fn put_unsigned_varint(buffer: &mut BytesMut, mut value: u64) {
     buffer.put_u8(value as u8);
 }
 
-fn decode(mut body: Bytes, version: i16, partition: i32) -> Answer {
-    ResponseHeader::decode(&mut body, ProduceResponse::header_version(version))
-        .map_err(|e| format!("decoding the Produce response header: {e}"))?;
-    let response = ProduceResponse::decode(&mut body, version)
-        .map_err(|e| format!("decoding Produce v{version}: {e}"))?;
+fn decode(body: Bytes, version: i16, partition: i32) -> Answer {
+    let header_version = ProduceResponse::header_version(version);
+    let response: ProduceResponse =
+        wire::decode_response(ApiKey::Produce, version, header_version, body)
+            .map_err(|e| format!("decoding Produce v{version}: {e}"))?;
     let answer = response
         .responses
         .iter()
@@ -302,17 +297,7 @@ async fn run(
 }
 
 async fn read_frame<R: tokio::io::AsyncRead + Unpin>(reader: &mut R) -> Result<Bytes, String> {
-    let length = reader.read_i32().await.map_err(|e| e.to_string())?;
-    let length = usize::try_from(length)
-        .ok()
-        .filter(|l| (4..=MAX_RESPONSE_BYTES).contains(l))
-        .ok_or_else(|| format!("frame length {length}"))?;
-    let mut body = vec![0u8; length];
-    reader
-        .read_exact(&mut body)
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok(Bytes::from(body))
+    wire::read_frame(reader).await.map_err(|e| e.to_string())
 }
 
 /// Looks the partition's leader up through a bootstrap broker.

@@ -1,27 +1,26 @@
 //! One request/response connection to one broker.
 //!
 //! Framing is Kafka's: a big-endian i32 length, the request header, the body. Bodies and headers
-//! are the `kafka-protocol` structs; this file only chooses versions and moves bytes. A request
-//! that times out poisons the connection (its late answer would be read as the next one's), so
-//! the caller must reconnect.
+//! are the `kafka-protocol` structs; this file only chooses versions and moves bytes. Every
+//! response passes [`super::frame`] (a bounded length prefix) and [`super::shape`] (every count
+//! backed by bytes) before it is decoded. A request that times out, or an answer that is
+//! refused, poisons the connection (a late answer would be read as the next one's, and a peer
+//! that sent garbage once is not trusted again), so the caller must reconnect.
 
 use std::collections::HashMap;
 use std::ops::RangeInclusive;
 use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, ApiVersionsResponse, RequestHeader, ResponseHeader,
-};
-use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Message, Request, StrBytes};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse, RequestHeader};
+use kafka_protocol::protocol::{Encodable, HeaderVersion, Message, Request, StrBytes};
+use tokio::io::AsyncWriteExt;
 
 use crate::settings::SecuritySettings;
 
+use super::frame::{self, FrameError};
+use super::shape::{self, FrameFault, ResponseError};
 use super::transport::{self, Stream};
-
-/// Largest response we accept; a bigger length prefix means a corrupt stream.
-const MAX_RESPONSE_BYTES: usize = 100 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WireError {
@@ -50,6 +49,20 @@ pub enum WireError {
         address: String,
         reason: String,
     },
+    #[error("{address} sent {reason}; the connection is closed")]
+    FrameRefused {
+        address: String,
+        #[source]
+        reason: FrameError,
+    },
+    #[error("{api:?} v{version} from {address}: {fault}; the connection is closed")]
+    Malformed {
+        api: ApiKey,
+        version: i16,
+        address: String,
+        #[source]
+        fault: FrameFault,
+    },
     #[error("{address} answered correlation id {got} to request {expected}")]
     CorrelationMismatch {
         address: String,
@@ -72,7 +85,10 @@ pub enum WireError {
 
 impl WireError {
     /// Failures of the transport itself (as opposed to a version or protocol mismatch), after
-    /// which a new connection may succeed.
+    /// which a new connection may succeed. A refused frame counts: it is what a broken proxy,
+    /// a half-written answer or a hostile peer sends, and the next connection may reach a
+    /// broker that answers properly (librdkafka likewise drops the connection and reconnects
+    /// when a response exceeds `receive.message.max.bytes`).
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
@@ -80,6 +96,8 @@ impl WireError {
                 | Self::Timeout { .. }
                 | Self::Poisoned(_)
                 | Self::CorrelationMismatch { .. }
+                | Self::FrameRefused { .. }
+                | Self::Malformed { .. }
         )
     }
 }
@@ -193,12 +211,12 @@ impl BrokerConnection {
         request: &R,
     ) -> Result<R::Response, WireError> {
         let api = api_key::<R>();
-        let mut body = self
+        let frame = self
             .exchange(api, version, R::header_version(version), request)
             .await?;
         let header_version = <R::Response as HeaderVersion>::header_version(version);
-        self.read_response_header(&mut body, api, version, header_version)?;
-        R::Response::decode(&mut body, version).map_err(|e| self.decode_error(api, version, e))
+        shape::decode_response(api, version, header_version, frame)
+            .map_err(|e| self.refuse(api, version, e))
     }
 
     /// ApiVersions is special: a broker that does not know our version answers in v0 layout.
@@ -208,7 +226,7 @@ impl BrokerConnection {
             .with_client_software_name(StrBytes::from_static_str("streaming-kafka"))
             .with_client_software_version(StrBytes::from_static_str(env!("CARGO_PKG_VERSION")));
         let api = ApiKey::ApiVersions;
-        let mut body = self
+        let frame = self
             .exchange(
                 api,
                 version,
@@ -217,11 +235,19 @@ impl BrokerConnection {
             )
             .await?;
         // The response header of ApiVersions is always v0, whatever the request version.
-        self.read_response_header(&mut body, api, version, 0)?;
-        let response = match ApiVersionsResponse::decode(&mut body.clone(), version) {
+        let asked = shape::decode_response::<ApiVersionsResponse>(api, version, 0, frame.clone());
+        let response = match asked {
             Ok(response) if response.error_code == 0 => response,
-            _ => ApiVersionsResponse::decode(&mut body, 0)
-                .map_err(|e| self.decode_error(api, 0, e))?,
+            asked => match shape::decode_response::<ApiVersionsResponse>(api, 0, 0, frame) {
+                Ok(response) => response,
+                // Neither layout fits: the failure at the version we asked names the problem.
+                Err(v0_error) => {
+                    return Err(match asked {
+                        Err(error) => self.refuse(api, version, error),
+                        Ok(_) => self.refuse(api, 0, v0_error),
+                    });
+                }
+            },
         };
         Ok(response
             .api_keys
@@ -325,38 +351,39 @@ impl BrokerConnection {
             .await
             .map_err(|e| io("write to", e))?;
         self.stream.flush().await.map_err(|e| io("write to", e))?;
-        let length = self
-            .stream
-            .read_i32()
+        frame::read_frame(&mut self.stream)
             .await
-            .map_err(|e| io("read from", e))?;
-        let length = usize::try_from(length)
-            .ok()
-            .filter(|l| *l <= MAX_RESPONSE_BYTES)
-            .ok_or_else(|| {
-                WireError::Io(format!("{} sent a frame length of {length}", self.address))
-            })?;
-        let mut body = vec![0u8; length];
-        self.stream
-            .read_exact(&mut body)
-            .await
-            .map_err(|e| io("read from", e))?;
-        Ok(Bytes::from(body))
+            .map_err(|reason| match reason {
+                FrameError::Io(e) => io("read from", e),
+                reason => {
+                    let error = WireError::FrameRefused {
+                        address: self.address.clone(),
+                        reason,
+                    };
+                    // Rare and telling (a corrupt or hostile peer), so said once per frame
+                    // whatever the caller does with the error.
+                    tracing::warn!(%error, "refused a response frame");
+                    error
+                }
+            })
     }
 
-    fn read_response_header(
-        &mut self,
-        body: &mut Bytes,
-        api: ApiKey,
-        version: i16,
-        header_version: i16,
-    ) -> Result<(), WireError> {
-        ResponseHeader::decode(body, header_version)
-            .map(|_| ())
-            .map_err(|e| {
-                self.poisoned = true;
-                self.decode_error(api, version, e)
-            })
+    /// A response that does not decode: the connection is not used again.
+    fn refuse(&mut self, api: ApiKey, version: i16, error: ResponseError) -> WireError {
+        self.poisoned = true;
+        match error {
+            ResponseError::Malformed(fault) => {
+                let error = WireError::Malformed {
+                    api,
+                    version,
+                    address: self.address.clone(),
+                    fault,
+                };
+                tracing::warn!(%error, "refused a malformed response");
+                error
+            }
+            ResponseError::Decode(reason) => self.decode_error(api, version, reason),
+        }
     }
 
     fn decode_error(&self, api: ApiKey, version: i16, reason: impl std::fmt::Display) -> WireError {
