@@ -185,9 +185,10 @@ async fn black_holed_coordinator(storage: Storage) {
         });
     }
     let expired_after = until_expired(&mut pipeline).await;
-    // Longer than the session timeout in any case, whatever the broker's timer did.
-    let rest = SESSION_TIMEOUT.saturating_sub(cut_at.elapsed()) + Duration::from_secs(2);
-    tokio::time::sleep(rest).await;
+    // The outage goes on for another session timeout after the expiry (the length of the
+    // fault, not a wait for something): the member's own heartbeat clock runs out too, its
+    // commits fail, and orders pile up uncommitted.
+    tokio::time::sleep(SESSION_TIMEOUT).await;
     let cut_for = cut_at.elapsed();
     let swallowed = broker.proxy.counts().black_holed;
     broker.proxy.heal();
@@ -199,6 +200,19 @@ async fn black_holed_coordinator(storage: Storage) {
         (state.as_str(), members),
         ("Stable", 1),
         "the member rejoined"
+    );
+    // It knew it had been expired: it gave its partitions up as lost and joined anew (the
+    // inventory's status, as analytics shows it), rather than carrying on as if nothing
+    // happened.
+    let rebalances = metrics["pipeline"]["inventory_group"]["rebalances"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        rebalances.iter().any(|r| r["cause"]
+            .as_str()
+            .is_some_and(|cause| cause.contains("lost"))),
+        "no rebalance after lost partitions: {rebalances:?}"
     );
     assert!(
         pipeline.is_running(Service::Inventory),
