@@ -109,7 +109,8 @@ async fn batch_codecs(topic: &str, from: &[i64]) -> Vec<i16> {
         .collect();
     let request = FetchRequest::default()
         .with_replica_id(BrokerId(-1))
-        .with_max_wait_ms(0)
+        // Nisshi 0.8.1 answers a Fetch with max_wait 0 with no topics at all.
+        .with_max_wait_ms(500)
         .with_min_bytes(1)
         .with_max_bytes(16 << 20)
         .with_isolation_level(1)
