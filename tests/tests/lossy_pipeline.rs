@@ -4,17 +4,17 @@
 //! `inventory-events` holds no record twice — counted by record, not only by `event_id`.
 //!
 //! Then the same with connections also reset (Produce, Fetch, OffsetCommit) and the
-//! inventory's coordinator black-holed now and then: the chaos suite's exact reconciliation
+//! inventory's coordinator black-holed mid-run: the chaos suite's exact reconciliation
 //! still holds, with one distinct outcome per order; records may repeat there, since a commit
-//! lost to a reset makes the tail replay (at-least-once by design, same `event_id`). Every
-//! case runs on memory and on SQLite storage (the SQL engines answer a retried batch with
+//! lost to a reset makes the tail replay (at-least-once by design, same `event_id`). Each
+//! idempotent case runs on memory and on SQLite storage (the SQL engines answer a retried batch with
 //! DUPLICATE_SEQUENCE_NUMBER, memory with its original offset).
 
 use std::collections::HashSet;
 use std::time::Duration;
 
 use integration_tests::broker::Storage;
-use integration_tests::pipeline::{Pipeline, Service, exclusive};
+use integration_tests::pipeline::{Pipeline, Service, count, exclusive};
 use integration_tests::proxy::{Action, Fault, FaultCounts, ProxiedBroker, api};
 use rskafka::client::partition::UnknownTopicHandling;
 use shared::settings::ConnectionSettings;
@@ -64,8 +64,8 @@ async fn count_records(broker: &ProxiedBroker, topic: &str) -> (usize, usize) {
 enum Faults {
     /// 5% of both writers' Produce answers lost; nothing else.
     LostAnswers,
-    /// Those, plus reset connections (Produce, Fetch, OffsetCommit) and the inventory's
-    /// heartbeats black-holed for a few seconds at a time.
+    /// Those, plus reset connections (Produce, Fetch, OffsetCommit) and, mid-run, the
+    /// inventory's coordinator black-holed for a few seconds.
     Chaos,
 }
 
@@ -102,19 +102,43 @@ fn inject(broker: &ProxiedBroker, faults: Faults) {
         broker
             .proxy
             .inject(rule(api::OFFSET_COMMIT, inventory, 0.02, Action::Reset));
-        // Shorter than the 6 s session: the member may survive or rejoin, either must hold.
-        broker.proxy.inject(rule(
-            api::HEARTBEAT,
-            inventory,
-            0.1,
-            Action::BlackHole(Duration::from_secs(3)),
-        ));
     }
     for writer in ["producer-order", "inventory-consumer"] {
         broker
             .proxy
             .inject(rule(api::PRODUCE, writer, 0.05, Action::LoseResponse));
     }
+}
+
+/// Once a quarter of the orders are decided, swallows the inventory's heartbeats (and
+/// whatever follows them on that connection: commits) for 3 s, shorter than its 6 s session,
+/// so the member may survive or rejoin: either way the reconciliation must hold. Injected
+/// mid-run rather than at a rate, so every run meets it.
+async fn black_hole_the_coordinator(broker: &ProxiedBroker, pipeline: &mut Pipeline) {
+    const WINDOW: Duration = Duration::from_secs(3);
+    pipeline
+        .metrics_until("a quarter of the orders decided", LIMIT, |m| {
+            count(m, "/processed_order_count") >= ORDERS / 4
+        })
+        .await;
+    let before = broker.proxy.counts().black_holed;
+    broker.proxy.inject(Fault {
+        api_key: api::HEARTBEAT,
+        client_prefix: "inventory-consumer".into(),
+        rate: 1.0,
+        action: Action::BlackHole(WINDOW),
+    });
+    let started = std::time::Instant::now();
+    while broker.proxy.counts().black_holed == before {
+        if started.elapsed() > Duration::from_secs(30) {
+            pipeline.fail("no heartbeat reached the black hole within 30 s");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The length of the fault, not a wait for something.
+    tokio::time::sleep(WINDOW).await;
+    broker.proxy.heal();
+    inject(broker, Faults::Chaos);
 }
 
 /// Runs the lossy pipeline, the inventory's producers idempotent or not (producer-order always
@@ -147,6 +171,9 @@ async fn lossy_run(storage: Storage, idempotence: bool, faults: Faults) -> Run {
     pipeline.start(Service::Analytics);
     pipeline.start(Service::Inventory);
     pipeline.start(Service::Producer);
+    if faults == Faults::Chaos {
+        black_hole_the_coordinator(&broker, &mut pipeline).await;
+    }
     pipeline.reconcile(LIMIT, ORDERS, 0).await;
     let counts = broker.proxy.counts();
     broker.proxy.heal();
