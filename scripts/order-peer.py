@@ -8,6 +8,7 @@ the fastest confluent-kafka can go. Prints one JSON line: acknowledged, seconds,
 acknowledged_per_sec, peak_rss_kib.
 
     order-peer.py BOOTSTRAP TOPIC COUNT [--rate N] [--preserialized] [--create-partitions N]
+                  [--idempotence]
 """
 import argparse
 import json
@@ -32,6 +33,8 @@ def arguments():
     parser.add_argument("--create-partitions", type=int, default=0,
                         help="create TOPIC with this many partitions first")
     parser.add_argument("--linger-ms", type=int, default=5)
+    parser.add_argument("--idempotence", action="store_true",
+                        help="enable.idempotence=true (librdkafka then keeps at most 5 requests in flight)")
     return parser.parse_args()
 
 
@@ -42,7 +45,8 @@ def main():
         admin.create_topics([NewTopic(args.topic, args.create_partitions, 1)])[args.topic].result()
     producer = Producer({"bootstrap.servers": args.bootstrap, "linger.ms": args.linger_ms,
                          "partitioner": "murmur2_random", "acks": "all",
-                         "queue.buffering.max.messages": 1000000})
+                         "queue.buffering.max.messages": 1000000,
+                         "enable.idempotence": args.idempotence})
     rng = random.Random(42)
     item_keys = [f"item-{i:04}" for i in range(100)]
     sample = peer_events.encode(peer_events.order(str(uuid.uuid4()), "customer-01234", "item-0042",

@@ -345,10 +345,8 @@ async fn reset_connections_and_late_answers_on_sqlite_storage() {
     resets_and_late_answers(Storage::Durable(data.path().to_path_buf())).await;
 }
 
-#[tokio::test]
-async fn a_black_holed_broker_delays_delivery_but_loses_and_doubles_nothing() {
-    let _one_at_a_time = exclusive().await;
-    let broker = ProxiedBroker::start(Storage::Memory);
+async fn black_holed(storage: Storage) {
+    let broker = ProxiedBroker::start(storage);
     let topic = create_topic(&broker, "lossy-black-hole").await;
     broker.proxy.inject(Fault {
         api_key: api::PRODUCE,
@@ -366,12 +364,36 @@ async fn a_black_holed_broker_delays_delivery_but_loses_and_doubles_nothing() {
 }
 
 #[tokio::test]
+async fn a_black_holed_broker_delays_delivery_but_loses_and_doubles_nothing() {
+    let _one_at_a_time = exclusive().await;
+    black_holed(Storage::Memory).await;
+}
+
+#[tokio::test]
+async fn a_black_holed_broker_loses_and_doubles_nothing_on_sqlite_storage() {
+    let _one_at_a_time = exclusive().await;
+    let data = tempfile::tempdir().expect("a data folder");
+    black_holed(Storage::Durable(data.path().to_path_buf())).await;
+}
+
+#[tokio::test]
 async fn batches_that_time_out_unanswered_fail_and_the_producer_carries_on_under_a_new_epoch() {
+    let _one_at_a_time = exclusive().await;
+    new_epoch_after_timeouts(Storage::Memory).await;
+}
+
+#[tokio::test]
+async fn batches_that_time_out_unanswered_fail_and_a_new_epoch_follows_on_sqlite_storage() {
+    let _one_at_a_time = exclusive().await;
+    let data = tempfile::tempdir().expect("a data folder");
+    new_epoch_after_timeouts(Storage::Durable(data.path().to_path_buf())).await;
+}
+
+async fn new_epoch_after_timeouts(storage: Storage) {
     // A failed batch the broker may hold leaves a sequence gap: the producer takes a new
     // identity (an epoch bump, KIP-360) so later batches start again at sequence 0 instead of
     // being refused as out of order.
-    let _one_at_a_time = exclusive().await;
-    let broker = ProxiedBroker::start(Storage::Memory);
+    let broker = ProxiedBroker::start(storage);
     let topic = create_topic(&broker, "lossy-epoch").await;
     broker.proxy.inject(Fault {
         api_key: api::PRODUCE,
@@ -427,7 +449,8 @@ async fn batches_that_time_out_unanswered_fail_and_the_producer_carries_on_under
         "only the later records are in the topic"
     );
     for (index, delivery) in deliveries.iter().enumerate() {
-        let offset = delivery.offset.expect("memory storage answers offsets");
+        // Not retries, so every answer carries an offset on either storage.
+        let offset = delivery.offset.expect("a first write answers its offset");
         assert_eq!(
             contents.at.get(&(delivery.partition, offset)),
             Some(&format!("{:06}", index + 100))

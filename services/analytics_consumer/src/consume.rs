@@ -12,6 +12,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use shared::admin::TopicAdmin;
+use shared::control::StuckPartition;
 use shared::group::{
     ConsumerEvent, ConsumerRecord, GroupConfig, GroupConsumer, OffsetReset, RecordBatch,
     TopicPartition,
@@ -79,7 +80,8 @@ pub async fn run(
     let group = consumer.watch_snapshot();
     let (feed_tx, mut feed) = mpsc::channel::<Feed>(8);
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
-    let consumer_task = tokio::spawn(drive(consumer, feed_tx, stop_rx));
+    let (stuck_tx, stuck) = watch::channel(Vec::new());
+    let consumer_task = tokio::spawn(drive(consumer, feed_tx, stuck_tx, stop_rx));
 
     let started = Instant::now();
     let mut metrics = Metrics::new(settings.window.as_secs(), &settings.group_id);
@@ -95,6 +97,7 @@ pub async fn run(
         tokio::select! {
             _ = shutdown.cancelled() => break Ok(()),
             _ = ticker.tick() => {
+                metrics.stuck.clone_from(&stuck.borrow());
                 let rendered = publish(&mut metrics, &group, started, &published);
                 let snapshot = &rendered.snapshot;
                 tracing::info!(
@@ -104,12 +107,14 @@ pub async fn run(
                     success = format!("{:.3}", snapshot.rates.success),
                     p99_ms = snapshot.latency_seconds.p99.map(|s| format!("{:.1}", s * 1000.0)),
                     lag = snapshot.lag_total,
+                    stuck_partitions = snapshot.stuck_partitions,
                     generation = snapshot.group.generation,
                     "summary"
                 );
                 refresh_armed = false;
             }
             () = &mut refresh, if refresh_armed => {
+                metrics.stuck.clone_from(&stuck.borrow());
                 publish(&mut metrics, &group, started, &published);
                 refresh_armed = false;
             }
@@ -178,14 +183,24 @@ fn publish(
     rendered
 }
 
-/// Owns the consumer: forwards batches until told to stop, then
-/// closes it (a static member sends no LeaveGroup).
+/// Owns the consumer: forwards batches and shows its stuck partitions until told to stop,
+/// then closes it (a static member sends no LeaveGroup).
 async fn drive(
     mut consumer: GroupConsumer,
     feed: mpsc::Sender<Feed>,
+    stuck: watch::Sender<Vec<StuckPartition>>,
     mut stop: oneshot::Receiver<()>,
 ) -> Result<(), shared::group::GroupError> {
     loop {
+        // Noted by the consumer while it polls on; shown with the next event.
+        let now_stuck = StuckPartition::list(consumer.stuck());
+        stuck.send_if_modified(|shown| {
+            let changed = *shown != now_stuck;
+            if changed {
+                *shown = now_stuck;
+            }
+            changed
+        });
         let event = tokio::select! {
             _ = &mut stop => break,
             event = consumer.next() => event,

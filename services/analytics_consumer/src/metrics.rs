@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, HashMap};
 use crate::dedup::CountedOutcomes;
 use crate::window::{self, LATENCY_BOUNDS, LatencyCounts, RollingWindow, quantile};
 use serde::Serialize;
+use shared::control::StuckPartition;
 use shared::events::{InventoryOutcome, decode_inventory, decode_order};
 use shared::group::TopicPartition;
 
@@ -122,6 +123,9 @@ pub struct MetricsSnapshot {
     pub lag: Vec<PartitionLag>,
     pub lag_total: i64,
     pub group: GroupFigures,
+    /// This member's partitions paused on a batch that does not decode, and that list.
+    pub stuck_partitions: usize,
+    pub stuck: Vec<StuckPartition>,
     /// For Prometheus: cumulative latency histogram over all time.
     #[serde(skip)]
     pub latency_histogram: LatencyCounts,
@@ -144,6 +148,8 @@ pub struct Metrics {
     pub group: GroupFigures,
     /// Records left to read per partition, as of its latest batch.
     pub lag: BTreeMap<TopicPartition, i64>,
+    /// As the group consumer last reported them.
+    pub stuck: Vec<StuckPartition>,
 }
 
 impl Metrics {
@@ -165,6 +171,7 @@ impl Metrics {
                 ..GroupFigures::default()
             },
             lag: BTreeMap::new(),
+            stuck: Vec::new(),
         }
     }
 
@@ -294,6 +301,8 @@ impl Metrics {
             lag_total: lag.iter().map(|l| l.lag).sum(),
             lag,
             group: self.group.clone(),
+            stuck_partitions: self.stuck.len(),
+            stuck: self.stuck.clone(),
             latency_histogram: self.latency_histogram,
             latency_sum: self.latency_sum,
         }

@@ -188,6 +188,17 @@ pub fn render(snapshot: &MetricsSnapshot) -> String {
     );
     family(
         &mut out,
+        "analytics_stuck_partitions",
+        "gauge",
+        "This member's partitions paused on a record batch that does not decode.",
+    );
+    let _ = writeln!(
+        out,
+        "analytics_stuck_partitions {}",
+        snapshot.stuck_partitions
+    );
+    family(
+        &mut out,
         "analytics_uptime_seconds",
         "gauge",
         "Seconds since start.",
@@ -301,6 +312,17 @@ pub fn render_pipeline(figures: &crate::pipeline::PipelineFigures) -> String {
         out,
         "analytics_pipeline_inventory_rebalances_total {}",
         group.rebalances.len()
+    );
+    family(
+        &mut out,
+        "analytics_pipeline_inventory_stuck_partitions",
+        "gauge",
+        "Inventory partitions paused on a record batch that does not decode (members' status).",
+    );
+    let _ = writeln!(
+        out,
+        "analytics_pipeline_inventory_stuck_partitions {}",
+        group.stuck_partitions
     );
     if let Some(last) = group.rebalances.last() {
         family(

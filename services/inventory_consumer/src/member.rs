@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use serde::Serialize;
+use shared::control::StuckPartition;
 use shared::group::fetch::{FetchSettings, Fetcher};
 use shared::group::{
     ConsumerEvent, GroupConfig, GroupConsumer, MemberPhase, MemberSnapshot, OffsetReset,
@@ -50,6 +51,8 @@ pub struct MemberView {
     pub state: MemberState,
     pub partitions: Vec<i32>,
     pub last_rebalance: Option<Rebalance>,
+    /// Partitions paused on a batch that does not decode.
+    pub stuck: Vec<StuckPartition>,
 }
 
 /// Where a member is in its life, as the status topic spells it.
@@ -232,6 +235,16 @@ async fn run_member(
     let mut revoked_lost = false;
     let mut first = true;
     let outcome: anyhow::Result<()> = loop {
+        // The consumer notes a stuck partition while it polls on; show it with the next event
+        // (no allocation while nothing is stuck).
+        let stuck = StuckPartition::list(consumer.stuck());
+        view.send_if_modified(|v| {
+            let changed = v.stuck != stuck;
+            if changed {
+                v.stuck = stuck;
+            }
+            changed
+        });
         let event = tokio::select! {
             biased;
             // Only stopping may interrupt a poll: the consumer's `next` is not written to be

@@ -28,7 +28,7 @@ pub use live::{Baseline, EffectiveValue, LiveSettings, Refusal, ValueSource, is_
 pub use reader::{ControlReader, ControlState};
 pub use record::{Command, ControlRecord, ControlRecordError};
 pub use rule::LiveRule;
-pub use status::{StatusBoard, StatusIdentity, StatusPart, StatusRecord};
+pub use status::{StatusBoard, StatusIdentity, StatusPart, StatusRecord, StuckPartition};
 
 use crate::admin::TopicSpec;
 use crate::settings::{SettingsError, SettingsSource, Variable};

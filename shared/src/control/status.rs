@@ -7,6 +7,8 @@
 //! when they change (at most every [`COALESCE`]), figures only every [`FIGURES_EVERY`]. That
 //! keeps the topic small on a broker that never compacts (arithmetic in the module above);
 //! the second-by-second rates come from the data topics themselves, measured by analytics.
+//! A member's stuck partitions ([`StuckPartition`]) travel with its members part, so they
+//! show within a second of being noticed rather than at the next figures tick.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -19,6 +21,8 @@ use serde_json::{Map, Value};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::group::TopicPartition;
+use crate::group::fetch::BatchError;
 use crate::shutdown::Shutdown;
 
 /// How often the counters are published (also the heartbeat that shows an instance is alive).
@@ -110,6 +114,33 @@ impl StatusRecord {
             at_ms,
             body,
         })
+    }
+}
+
+/// A partition a group member cannot read past, because the batch at `offset` does not
+/// decode (a codec we lack, a corrupt batch): the member paused it there and retries it
+/// every minute. Published with the members; counted in analytics' metrics and dashboard.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StuckPartition {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    /// Why, as the decoder says it.
+    pub error: String,
+}
+
+impl StuckPartition {
+    /// What a group consumer reports (`GroupConsumer::stuck`), in partition order.
+    pub fn list(stuck: &BTreeMap<TopicPartition, BatchError>) -> Vec<Self> {
+        stuck
+            .iter()
+            .map(|(partition, error)| Self {
+                topic: partition.topic.clone(),
+                partition: partition.partition,
+                offset: error.offset,
+                error: error.reason.to_string(),
+            })
+            .collect()
     }
 }
 
@@ -303,5 +334,27 @@ mod tests {
         assert!(StatusRecord::decode(Some(b"a/b/unknown"), Some(b"{}")).is_none());
         assert!(StatusRecord::decode(Some(b"a/b/figures"), Some(b"[1]")).is_none());
         assert!(StatusRecord::decode(None, Some(b"{}")).is_none());
+    }
+
+    #[test]
+    fn a_stuck_partition_names_topic_partition_offset_and_why() {
+        use crate::group::fetch::BatchFault;
+        let mut stuck = BTreeMap::new();
+        stuck.insert(
+            TopicPartition::new("orders", 4),
+            BatchError {
+                offset: 1234,
+                reason: BatchFault::Malformed("batch shorter than its header"),
+            },
+        );
+        let listed = StuckPartition::list(&stuck);
+        let json = serde_json::to_value(&listed).expect("serializes");
+        assert_eq!(
+            json,
+            serde_json::json!([{"topic": "orders", "partition": 4, "offset": 1234,
+                "error": "malformed: batch shorter than its header"}])
+        );
+        let back: Vec<StuckPartition> = serde_json::from_value(json).expect("deserializes");
+        assert_eq!(back, listed);
     }
 }

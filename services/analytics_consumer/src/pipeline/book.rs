@@ -10,10 +10,10 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use shared::control::status::STALE_AFTER;
-use shared::control::{LiveRule, StatusPart, StatusRecord};
+use shared::control::{LiveRule, StatusPart, StatusRecord, StuckPartition};
 
 /// Rebalances kept for the timeline.
 const REBALANCES_KEPT: usize = 100;
@@ -259,6 +259,33 @@ impl StatusBook {
         members
     }
 
+    /// Every partition the members of running instances of `service` report stuck on a
+    /// batch that does not decode.
+    pub fn stuck(&self, service: &str, now_ms: i64) -> Vec<StuckPartition> {
+        let mut stuck = Vec::new();
+        for (_, status) in self.running(service, now_ms) {
+            let listed = status
+                .parts
+                .get(&StatusPart::Members)
+                .and_then(|m| m.get("members"))
+                .and_then(Value::as_array);
+            for member in listed.into_iter().flatten() {
+                if member.get("state").and_then(Value::as_str) == Some("closed") {
+                    continue;
+                }
+                let reported = member.get("stuck").and_then(Value::as_array);
+                stuck.extend(
+                    reported
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|entry| StuckPartition::deserialize(entry).ok()),
+                );
+            }
+        }
+        stuck.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+        stuck
+    }
+
     pub fn rebalances(&self) -> impl Iterator<Item = &RebalanceEntry> {
         self.rebalances.iter()
     }
@@ -294,6 +321,30 @@ mod tests {
         assert_eq!(
             book.figure_sum("p", "acked", 1_000 + 36_000),
             0,
+            "stale after 35 s"
+        );
+    }
+
+    #[test]
+    fn stuck_partitions_of_running_members_are_gathered_and_closed_ones_ignored() {
+        let mut book = StatusBook::default();
+        let stuck = r#"{"members":[{"member_id":"m1","state":"stable","partitions":[0,1],
+            "stuck":[{"topic":"orders","partition":1,"offset":7,"error":"malformed: x"}]},
+            {"member_id":"m0","state":"closed","partitions":[],
+            "stuck":[{"topic":"orders","partition":5,"offset":1,"error":"gone"}]}]}"#;
+        book.apply(record("inv", "a", "members", 1_000, stuck));
+        book.apply(record(
+            "inv",
+            "b",
+            "members",
+            1_000,
+            r#"{"members":[{"member_id":"m2","state":"stable","partitions":[2]}]}"#,
+        ));
+        let found = book.stuck("inv", 2_000);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!((found[0].partition, found[0].offset), (1, 7));
+        assert!(
+            book.stuck("inv", 1_000 + 36_000).is_empty(),
             "stale after 35 s"
         );
     }

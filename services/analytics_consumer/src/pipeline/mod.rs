@@ -25,7 +25,7 @@ use rskafka::client::Client;
 use serde::Serialize;
 use serde_json::{Value, json};
 use shared::control::tail::{self, TailEvent};
-use shared::control::{ControlRecord, StatusPart, StatusRecord};
+use shared::control::{ControlRecord, StatusPart, StatusRecord, StuckPartition};
 use shared::group::TopicPartition;
 use shared::group::coordinator::Coordinator;
 use shared::group::fetch::{FetchSettings, Fetcher};
@@ -78,6 +78,9 @@ pub struct GroupFigures {
     pub lag: Vec<PartitionLag>,
     pub members: Vec<book::MemberEntry>,
     pub rebalances: Vec<book::RebalanceEntry>,
+    /// Partitions the members paused on a batch that does not decode, and that list.
+    pub stuck_partitions: usize,
+    pub stuck: Vec<StuckPartition>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -392,6 +395,7 @@ impl View {
         };
         let mut settings = book.settings(now);
         settings.insert(ANALYTICS.to_owned(), self.own_settings.clone());
+        let stuck = book.stuck(INVENTORY, now);
         let figures = PipelineFigures {
             producer: ProducerFigures {
                 mode,
@@ -408,6 +412,8 @@ impl View {
                 lag: self.lag.clone(),
                 members: book.members(INVENTORY, now),
                 rebalances: book.rebalances().cloned().collect(),
+                stuck_partitions: stuck.len(),
+                stuck,
             },
             settings,
             services: book.health(now),
