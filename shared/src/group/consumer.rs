@@ -9,11 +9,12 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::Stream;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 use tokio_stream::StreamExt;
 use tokio_stream::StreamMap;
 use tokio_stream::wrappers::ReceiverStream;
@@ -72,10 +73,13 @@ impl Eq for HeldBytes {}
 /// What the consumer yields.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConsumerEvent {
-    /// These partitions are now ours (restore their state before their records arrive).
+    /// These partitions are now ours, in addition to those we kept (restore their state
+    /// before their records arrive). Empty when a cooperative rebalance gave us nothing new.
     Assigned(Vec<TopicPartition>),
-    /// These partitions are leaving: flush and commit them before polling again. `lost`
-    /// means the group already moved on and commits for them will fail.
+    /// These partitions are leaving: flush and commit them before polling again. Eager
+    /// assignors revoke everything; cooperative ones only what moves, and the others keep
+    /// delivering records meanwhile. `lost` means the group already moved on and commits for
+    /// them will fail.
     Revoked {
         partitions: Vec<TopicPartition>,
         lost: bool,
@@ -237,6 +241,11 @@ impl GroupConsumer {
         &mut self,
         partitions: Vec<(TopicPartition, StartOffset)>,
     ) -> Result<ConsumerEvent, GroupError> {
+        if partitions.is_empty() {
+            // A cooperative rebalance that moved nothing to us (Java still calls
+            // onPartitionsAssigned, with an empty set).
+            return Ok(ConsumerEvent::Assigned(Vec::new()));
+        }
         let started = self.fetcher.assign(partitions).await?;
         let mut assigned = Vec::with_capacity(started.len());
         for partition in started {
