@@ -55,7 +55,10 @@ async fn close_mid_rebalance(api_key: i16) -> Duration {
     // The leaver's request is at the broker and its answer held: a condition, polled.
     let deadline = Instant::now() + LIMIT;
     while broker.proxy.counts().delayed == 0 {
-        assert!(Instant::now() < deadline, "the leaver never sent the request to hold");
+        assert!(
+            Instant::now() < deadline,
+            "the leaver never sent the request to hold"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     if api_key == SYNC_GROUP {

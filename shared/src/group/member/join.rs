@@ -211,8 +211,8 @@ impl Member {
             generation_id,
             ..Subscription::default()
         };
-        let metadata = protocol::encode_subscription(&subscription)
-            .map_err(GroupError::Protocol)?;
+        let metadata =
+            protocol::encode_subscription(&subscription).map_err(GroupError::Protocol)?;
         Ok(self
             .config
             .assignors
@@ -242,11 +242,10 @@ async fn leader_assign(
     protocol_name: &str,
     members: &[GroupMember],
 ) -> Result<Vec<(String, Vec<u8>)>, GroupError> {
-    let assignor = assignor::assignor_by_name(protocol_name).ok_or_else(|| {
-        GroupError::UnofferedAssignor {
+    let assignor =
+        assignor::assignor_by_name(protocol_name).ok_or_else(|| GroupError::UnofferedAssignor {
             protocol: protocol_name.to_owned(),
-        }
-    })?;
+        })?;
     let mut topics: Vec<String> = members
         .iter()
         .flat_map(|m| m.subscription.topics.iter().cloned())
