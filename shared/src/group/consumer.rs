@@ -104,6 +104,8 @@ pub struct GroupConsumer {
     high_watermarks: BTreeMap<TopicPartition, i64>,
     pending_revoke: Option<(Vec<TopicPartition>, oneshot::Sender<()>)>,
     last_auto_commit: Instant,
+    /// The auto-commit under way, if any: at most one at a time.
+    auto_commit: Option<JoinHandle<()>>,
     /// Tells the member the application is alive (`max.poll.interval.ms`).
     last_poll: Arc<watch::Sender<PollState>>,
     member: Option<JoinHandle<()>>,
@@ -167,6 +169,7 @@ impl GroupConsumer {
             high_watermarks: BTreeMap::new(),
             pending_revoke: None,
             last_auto_commit: Instant::now(),
+            auto_commit: None,
             last_poll: Arc::new(last_poll_tx),
             member: Some(member),
         })
@@ -190,10 +193,7 @@ impl GroupConsumer {
         if self.config.enable_auto_commit
             && self.last_auto_commit.elapsed() >= self.config.auto_commit_interval
         {
-            self.last_auto_commit = Instant::now();
-            if let Err(e) = self.commit_positions().await {
-                tracing::warn!(error = %e, "auto-commit failed");
-            }
+            self.start_auto_commit();
         }
         loop {
             tokio::select! {
@@ -294,6 +294,30 @@ impl GroupConsumer {
             }
             let _ = ack.send(());
         }
+    }
+
+    /// Commits the delivered positions in the background, as Java's auto-commit does
+    /// (`commitAsync`): a commit held across a rebalance must not stop the records of the
+    /// partitions we keep. One at a time; a round whose predecessor is still out is skipped.
+    fn start_auto_commit(&mut self) {
+        if self.auto_commit.as_ref().is_some_and(|c| !c.is_finished()) {
+            return;
+        }
+        self.last_auto_commit = Instant::now();
+        let offsets: Vec<(TopicPartition, i64)> = self
+            .positions
+            .iter()
+            .map(|(partition, offset)| (partition.clone(), *offset))
+            .collect();
+        if offsets.is_empty() {
+            return;
+        }
+        let committer = self.committer();
+        self.auto_commit = Some(tokio::spawn(async move {
+            if let Err(e) = committer.commit(offsets).await {
+                tracing::warn!(error = %e, "auto-commit failed");
+            }
+        }));
     }
 
     fn stop_fetcher(&mut self, partition: &TopicPartition) {

@@ -117,6 +117,10 @@ impl Member {
                 generation_id: response.generation_id,
                 group_instance_id: instance.clone(),
             };
+            // Commits go out in the new generation from here: between JoinGroup and
+            // SyncGroup the coordinator answers them REBALANCE_IN_PROGRESS, and the desk
+            // holds them for the assignment (the old generation would get ILLEGAL_GENERATION).
+            self.desk.set_identity(Some(identity.clone()));
             let protocol = response
                 .protocol_name
                 .as_ref()
