@@ -11,100 +11,30 @@
 
 mod cause;
 mod desk;
+mod events;
 mod join;
+mod stable;
+mod starts;
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot, watch};
-use tokio::time::Instant;
 
 use super::GroupError;
 use super::assignor::{self, RebalanceProtocol};
 use super::config::GroupConfig;
-use super::coordinator::{Coordinator, MemberIdentityParts, TopicPartitionsList};
-use super::errors::{self, ErrorAction, GroupApi, code};
-use super::fetch::{StartOffset, TopicPartition};
+use super::coordinator::{Coordinator, MemberIdentityParts};
+use super::errors::{self, code};
+use super::fetch::TopicPartition;
 use super::protocol::TopicPartitions;
-use crate::backoff::{Backoff, BackoffPolicy};
 use crate::settings::ConnectionSettings;
 pub use cause::RejoinCause;
-use desk::{Desk, Served, pause};
+use desk::{Desk, Served};
+pub use events::{
+    Command, CommitOutcome, MemberEvent, MemberLinks, MemberPhase, MemberSnapshot, PollState,
+};
 use join::JoinEnd;
-
-/// The result of committing one partition.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CommitOutcome {
-    pub partition: TopicPartition,
-    pub offset: i64,
-    /// `None` when committed; otherwise the Kafka error code.
-    pub error_code: Option<i16>,
-}
-
-impl CommitOutcome {
-    pub fn is_committed(&self) -> bool {
-        self.error_code.is_none()
-    }
-}
-
-/// Requests from the consumer handle.
-#[derive(Debug)]
-pub enum Command {
-    Commit {
-        offsets: Vec<(TopicPartition, i64)>,
-        reply: oneshot::Sender<Result<Vec<CommitOutcome>, GroupError>>,
-    },
-    Close {
-        reply: oneshot::Sender<()>,
-    },
-}
-
-/// What the member tells the consumer handle.
-#[derive(Debug)]
-pub enum MemberEvent {
-    /// Partitions added to the assignment and where each starts (empty in a cooperative
-    /// rebalance that moved nothing to us).
-    Assigned {
-        generation: i32,
-        partitions: Vec<(TopicPartition, StartOffset)>,
-    },
-    /// These partitions leave (all of them when eager or lost; only the moved ones in a
-    /// cooperative rebalance); `lost` means they can no longer be committed. The member waits
-    /// for `ack` (or `max.poll.interval.ms`) before it goes on, which is the application's
-    /// chance to flush and commit.
-    Revoke {
-        partitions: Vec<TopicPartition>,
-        lost: bool,
-        ack: oneshot::Sender<()>,
-    },
-    /// The member stopped for good.
-    Failed(GroupError),
-}
-
-/// Where the member is in its lifecycle, for the snapshot.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum MemberPhase {
-    #[default]
-    Joining,
-    Stable,
-    Rebalancing,
-    Closed,
-    Failed,
-}
-
-/// What the member publishes for observers (readiness, metrics).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct MemberSnapshot {
-    pub phase: MemberPhase,
-    pub member_id: String,
-    pub generation: i32,
-    pub group_instance_id: Option<String>,
-    pub leader: bool,
-    pub protocol: String,
-    pub assignment: Vec<TopicPartition>,
-    /// Completed rebalances (joins that ended in an assignment).
-    pub rebalances: u64,
-}
 
 /// What ended a generation, as the lifecycle sees it.
 enum Exit {
@@ -146,30 +76,6 @@ pub struct Member {
     snapshot: watch::Sender<MemberSnapshot>,
     /// Whether the application is polling, or since when it has not (`max.poll.interval.ms`).
     last_poll: watch::Receiver<PollState>,
-}
-
-/// Where the application is in its poll loop, as the member sees it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PollState {
-    /// Inside `GroupConsumer::next`, waiting for an event: alive however long it waits.
-    Waiting,
-    /// Last handed an event at this instant and has not asked for the next one since.
-    Returned(Instant),
-}
-
-impl PollState {
-    /// Past `max.poll.interval.ms` without asking for the next event.
-    pub fn overdue(&self, max_poll_interval: Duration) -> bool {
-        matches!(self, PollState::Returned(at) if at.elapsed() > max_poll_interval)
-    }
-}
-
-/// The member's channels to and from the consumer handle.
-pub struct MemberLinks {
-    pub commands: mpsc::Receiver<Command>,
-    pub events: mpsc::Sender<MemberEvent>,
-    pub snapshot: watch::Sender<MemberSnapshot>,
-    pub last_poll: watch::Receiver<PollState>,
 }
 
 impl Member {
@@ -336,137 +242,6 @@ impl Member {
         });
     }
 
-    /// OffsetFetch for `partitions`; those without a committed offset get the reset policy,
-    /// which the fetcher applies.
-    async fn start_offsets(
-        &mut self,
-        partitions: &[TopicPartition],
-    ) -> Result<Vec<(TopicPartition, StartOffset)>, GroupError> {
-        if partitions.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut wanted: TopicPartitionsList = Vec::new();
-        for tp in partitions {
-            match wanted.iter_mut().find(|(topic, _)| *topic == tp.topic) {
-                Some((_, list)) => list.push(tp.partition),
-                None => wanted.push((tp.topic.clone(), vec![tp.partition])),
-            }
-        }
-        let mut backoff = Backoff::new(BackoffPolicy::REQUESTS);
-        loop {
-            match self.desk.control.committed(&wanted).await {
-                Ok((top_level, committed)) => {
-                    let unstable = committed.iter().any(|(_, c)| {
-                        errors::classify(GroupApi::OffsetFetch, c.error_code) == ErrorAction::Retry
-                    });
-                    match errors::classify(GroupApi::OffsetFetch, top_level) {
-                        ErrorAction::Proceed if !unstable => {
-                            return Ok(self.resolve_starts(partitions, &committed));
-                        }
-                        ErrorAction::Proceed | ErrorAction::Retry => {}
-                        ErrorAction::RefindCoordinator => self.desk.control.mark_unknown(),
-                        ErrorAction::FencedInstance => return Err(self.fenced()),
-                        _ => {
-                            return Err(GroupError::Fatal {
-                                api: GroupApi::OffsetFetch,
-                                error_code: top_level,
-                            });
-                        }
-                    }
-                }
-                Err(e) if e.is_retriable() => {
-                    tracing::debug!(error = %e, "offset fetch failed; retrying");
-                }
-                Err(e) => return Err(e),
-            }
-            pause(&mut backoff).await;
-        }
-    }
-
-    fn resolve_starts(
-        &self,
-        partitions: &[TopicPartition],
-        committed: &[(String, super::coordinator::CommittedOffset)],
-    ) -> Vec<(TopicPartition, StartOffset)> {
-        partitions
-            .iter()
-            .map(|tp| {
-                let offset = committed
-                    .iter()
-                    .find(|(topic, c)| *topic == tp.topic && c.partition == tp.partition)
-                    .map(|(_, c)| c.offset)
-                    .unwrap_or(-1);
-                let start = if offset >= 0 {
-                    StartOffset::Committed(offset)
-                } else {
-                    StartOffset::Reset(self.config.auto_offset_reset)
-                };
-                (tp.clone(), start)
-            })
-            .collect()
-    }
-
-    /// Heartbeats and serves commits until a rebalance, a failure or close.
-    async fn stable(&mut self) -> Result<Exit, GroupError> {
-        let identity = self
-            .generation
-            .clone()
-            .ok_or(GroupError::CoordinatorUnknown)?;
-        let mut ticker = tokio::time::interval(self.config.heartbeat_interval);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        ticker.tick().await;
-        let mut session = SessionClock::new(self.config.session_timeout);
-        loop {
-            let tick = ticker.tick();
-            tokio::pin!(tick);
-            match self.desk.serve_until(tick, true).await {
-                Served::Done(_) => {}
-                Served::Close(reply) => return Ok(Exit::Close(reply)),
-                Served::Noticed(cause) => return Ok(Exit::Rejoin(cause)),
-            }
-            if self
-                .last_poll
-                .borrow()
-                .overdue(self.config.max_poll_interval)
-            {
-                tracing::warn!(group = %self.config.group_id, "{}; leaving until it polls again", RejoinCause::PollTimeout.reason());
-                return Ok(Exit::Rejoin(RejoinCause::PollTimeout));
-            }
-            match self.desk.control.heartbeat(&identity).await {
-                Ok(error_code) => match errors::classify(GroupApi::Heartbeat, error_code) {
-                    ErrorAction::Proceed => session.heard_back(),
-                    ErrorAction::RejoinIfStable => {
-                        return Ok(Exit::Rejoin(RejoinCause::GroupRebalancing));
-                    }
-                    ErrorAction::RejoinKeepingId => {
-                        return Ok(Exit::Rejoin(RejoinCause::StaleGeneration));
-                    }
-                    ErrorAction::RejoinResettingId => {
-                        return Ok(Exit::Rejoin(RejoinCause::UnknownMember));
-                    }
-                    ErrorAction::RefindCoordinator | ErrorAction::Retry => {
-                        self.desk.control.mark_unknown()
-                    }
-                    ErrorAction::FencedInstance => return Err(self.fenced()),
-                    _ => {
-                        return Err(GroupError::Fatal {
-                            api: GroupApi::Heartbeat,
-                            error_code,
-                        });
-                    }
-                },
-                Err(e) if e.is_retriable() => {
-                    tracing::warn!(error = %e, "heartbeat failed");
-                    if session.expired() {
-                        // The coordinator has surely expired us; do not pretend to own anything.
-                        return Ok(Exit::Rejoin(RejoinCause::SessionLost));
-                    }
-                }
-                Err(e) => return Err(e),
-            }
-        }
-    }
-
     /// Hands `partitions` back to the application and waits for its ack, serving commits
     /// meanwhile; `patience` bounds the wait (default `max.poll.interval.ms`). Returns a close
     /// reply if asked to close meanwhile. After a poll time-out the wait is unbounded:
@@ -580,30 +355,6 @@ fn configured_protocol(config: &GroupConfig) -> RebalanceProtocol {
     }
 }
 
-/// When the coordinator last heard from us, and whether it must have given up on us.
-struct SessionClock {
-    session_timeout: Duration,
-    last_heard: Instant,
-}
-
-impl SessionClock {
-    fn new(session_timeout: Duration) -> Self {
-        Self {
-            session_timeout,
-            last_heard: Instant::now(),
-        }
-    }
-
-    fn heard_back(&mut self) {
-        self.last_heard = Instant::now();
-    }
-
-    /// No heartbeat has got through for longer than the session timeout.
-    fn expired(&self) -> bool {
-        self.last_heard.elapsed() > self.session_timeout
-    }
-}
-
 fn partitions_of(assignment: &TopicPartitions) -> Vec<TopicPartition> {
     assignment
         .iter()
@@ -618,30 +369,7 @@ fn partitions_of(assignment: &TopicPartitions) -> Vec<TopicPartition> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[tokio::test(start_paused = true)]
-    async fn an_application_is_overdue_only_after_max_poll_interval_and_never_while_waiting() {
-        let max_poll = Duration::from_secs(300);
-        let returned = PollState::Returned(Instant::now());
-        tokio::time::advance(Duration::from_secs(299)).await;
-        assert!(!returned.overdue(max_poll));
-        tokio::time::advance(Duration::from_secs(2)).await;
-        assert!(returned.overdue(max_poll));
-        assert!(!PollState::Waiting.overdue(max_poll));
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn the_session_expires_after_the_session_timeout_without_an_answer_and_a_heartbeat_renews_it()
-     {
-        let mut session = SessionClock::new(Duration::from_secs(10));
-        tokio::time::advance(Duration::from_secs(9)).await;
-        assert!(!session.expired());
-        session.heard_back();
-        tokio::time::advance(Duration::from_secs(9)).await;
-        assert!(!session.expired(), "the heartbeat renewed the session");
-        tokio::time::advance(Duration::from_secs(2)).await;
-        assert!(session.expired());
-    }
+    use tokio::time::Instant;
 
     #[tokio::test(start_paused = true)]
     async fn a_revoke_the_application_never_acknowledges_ends_after_max_poll_interval() {
