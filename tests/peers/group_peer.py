@@ -3,6 +3,8 @@
 Runs confluent-kafka (librdkafka) or kafka-python as one member of a group and reports on
 stdout, one JSON object per line:
   {"assigned": [[topic, partition], ...]}   after every assignment (the full current set)
+  {"revoked": [[topic, partition], ...]}    what each on_revoke listed (with cooperative-sticky,
+                                             only the partitions that move)
   {"record": value, "partition": p, "offset": o}
   {"closed": true}                           after a clean close
 It keeps consuming until its stdin closes, then commits and closes. It never decides what is
@@ -49,6 +51,7 @@ def run_confluent(args, stop):
     def on_revoke(_consumer, partitions):
         for p in partitions:
             owned.discard((p.topic, p.partition))
+        emit({"revoked": sorted((p.topic, p.partition) for p in partitions)})
 
     consumer.subscribe([args.topic], on_assign=on_assign, on_revoke=on_revoke)
     while not stop.is_set():

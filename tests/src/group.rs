@@ -11,6 +11,7 @@ use shared::connect;
 use shared::group::{
     ConsumerEvent, GroupConfig, GroupConsumer, GroupError, MemberSnapshot, TopicPartition,
 };
+use shared::settings::ConnectionSettings;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
@@ -18,16 +19,27 @@ use crate::TestBroker;
 
 /// Creates a topic with `partitions` partitions on `broker`.
 pub async fn create_topic(broker: &TestBroker, prefix: &str, partitions: i32) -> String {
-    let topic = crate::unique_name(prefix);
-    TopicAdmin::connect(
+    create_topic_at(
         &broker.connection_settings("group-test"),
-        Duration::from_secs(10),
+        prefix,
+        partitions,
     )
     .await
-    .expect("admin connects")
-    .create_topics(&[TopicSpec::new(&topic, partitions, 1)])
-    .await
-    .expect("topic created");
+}
+
+/// Creates a topic with `partitions` partitions through `settings` (e.g. a fault proxy).
+pub async fn create_topic_at(
+    settings: &ConnectionSettings,
+    prefix: &str,
+    partitions: i32,
+) -> String {
+    let topic = crate::unique_name(prefix);
+    TopicAdmin::connect(settings, Duration::from_secs(10))
+        .await
+        .expect("admin connects")
+        .create_topics(&[TopicSpec::new(&topic, partitions, 1)])
+        .await
+        .expect("topic created");
     topic
 }
 
@@ -122,13 +134,14 @@ pub struct DrivenConsumer {
 
 impl DrivenConsumer {
     pub async fn start(broker: &TestBroker, config: GroupConfig) -> Self {
-        let consumer = GroupConsumer::start(
-            &broker.connection_settings("group-test"),
-            config,
-            Duration::from_secs(10),
-        )
-        .await
-        .expect("consumer starts");
+        Self::start_with(&broker.connection_settings("group-test"), config).await
+    }
+
+    /// Starts a consumer that connects with `settings` (its own client id, or a proxy).
+    pub async fn start_with(settings: &ConnectionSettings, config: GroupConfig) -> Self {
+        let consumer = GroupConsumer::start(settings, config, Duration::from_secs(10))
+            .await
+            .expect("consumer starts");
         let snapshot = consumer.watch_snapshot();
         let (events_tx, events) = mpsc::unbounded_channel();
         let (stop_tx, mut stop_rx) = oneshot::channel();

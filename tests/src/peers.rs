@@ -44,6 +44,8 @@ pub struct PeerMember {
     pub assigned: Vec<(String, i32)>,
     /// Every record value it reported.
     pub records: Vec<String>,
+    /// What each of its revocations listed, in order (confluent-kafka only).
+    pub revoked: Vec<Vec<(String, i32)>>,
 }
 
 /// Which peer client to run.
@@ -61,6 +63,18 @@ impl PeerMember {
         topic: &str,
         instance_id: Option<&str>,
     ) -> Self {
+        Self::start_with(client, bootstrap, group, topic, instance_id, "range")
+    }
+
+    /// As `start`, with `partition.assignment.strategy` (confluent-kafka only).
+    pub fn start_with(
+        client: PeerClient,
+        bootstrap: &str,
+        group: &str,
+        topic: &str,
+        instance_id: Option<&str>,
+        strategy: &str,
+    ) -> Self {
         use tokio::io::AsyncBufReadExt;
         let script = super::workspace_root().join("tests/peers/group_peer.py");
         let mut command = tokio::process::Command::new(python());
@@ -72,6 +86,7 @@ impl PeerMember {
                 PeerClient::KafkaPython => "kafka-python",
             })
             .args(["--bootstrap", bootstrap, "--group", group, "--topic", topic])
+            .args(["--strategy", strategy])
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .kill_on_drop(true);
@@ -85,6 +100,7 @@ impl PeerMember {
             lines: tokio::io::BufReader::new(stdout).lines(),
             assigned: Vec::new(),
             records: Vec::new(),
+            revoked: Vec::new(),
         }
     }
 
@@ -106,20 +122,25 @@ impl PeerMember {
         }
     }
 
+    /// Takes in whatever the peer reports within `limit`, requiring nothing.
+    pub async fn absorb_for(&mut self, limit: std::time::Duration) {
+        let deadline = tokio::time::Instant::now() + limit;
+        while let Ok(Ok(Some(line))) =
+            tokio::time::timeout_at(deadline, self.lines.next_line()).await
+        {
+            self.absorb(&line);
+        }
+    }
+
     fn absorb(&mut self, line: &str) {
         let Ok(value) = serde_json::from_str::<serde_json::Value>(line) else {
             return;
         };
         if let Some(assigned) = value.get("assigned").and_then(|a| a.as_array()) {
-            self.assigned = assigned
-                .iter()
-                .filter_map(|pair| {
-                    Some((
-                        pair.get(0)?.as_str()?.to_owned(),
-                        i32::try_from(pair.get(1)?.as_i64()?).ok()?,
-                    ))
-                })
-                .collect();
+            self.assigned = pairs(assigned);
+        }
+        if let Some(revoked) = value.get("revoked").and_then(|a| a.as_array()) {
+            self.revoked.push(pairs(revoked));
         }
         if let Some(record) = value.get("record").and_then(|r| r.as_str()) {
             self.records.push(record.to_owned());
@@ -136,4 +157,16 @@ impl PeerMember {
         }
         let _ = self.child.wait().await;
     }
+}
+
+/// `[[topic, partition], ...]` as the peer reports partitions.
+fn pairs(list: &[serde_json::Value]) -> Vec<(String, i32)> {
+    list.iter()
+        .filter_map(|pair| {
+            Some((
+                pair.get(0)?.as_str()?.to_owned(),
+                i32::try_from(pair.get(1)?.as_i64()?).ok()?,
+            ))
+        })
+        .collect()
 }

@@ -59,6 +59,37 @@ async fn the_inventory_consumer_killed_twice_mid_run_loses_nothing_and_repeats_i
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_cooperative_inventory_members_killed_mid_run_and_restarted_reconcile_exactly() {
+    let _slot = exclusive().await;
+    const ORDERS: u64 = 20_000;
+    let mut pipeline = steady_pipeline(&shared_broker().bootstrap(), "coop", ORDERS, 2_000).await;
+    // Three members in one process join one after another, so the group goes through
+    // cooperative rebalances with partial revocations (KIP-429) while orders flow; then the
+    // whole process dies and its successor's members take the partitions back.
+    pipeline.set(
+        Service::Inventory,
+        "PARTITION_ASSIGNMENT_STRATEGY",
+        "cooperative-sticky",
+    );
+    pipeline.set(Service::Inventory, "MEMBERS", 3);
+    pipeline.start(Service::Analytics);
+    pipeline.start(Service::Inventory);
+    pipeline.start(Service::Producer);
+
+    until_decided(&mut pipeline, 6_000).await;
+    pipeline.kill(Service::Inventory);
+    pipeline.start(Service::Inventory);
+
+    pipeline.reconcile(LIMIT, ORDERS, 0).await;
+    let (state, members) = pipeline.inventory_group_state().await;
+    assert_eq!(
+        (state.as_str(), members),
+        ("Stable", 3),
+        "the restarted members"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frozen_inventory_consumer_is_expired_then_rejoins_cleanly_when_thawed() {
     let _slot = exclusive().await;
     const ORDERS: u64 = 20_000;

@@ -64,6 +64,7 @@ pub async fn run(
     .with_session_timeout(settings.session_timeout)
     .with_fetch(&settings.fetch);
     config.group_instance_id = settings.group_instance_id.clone();
+    config.assignors = settings.assignors.clone();
     // The totals live in memory and are rebuilt from the log on every start, so the group
     // never commits: a restarted member (static, so no rebalance) reads from AUTO_OFFSET_RESET
     // again and its totals still reconcile with everything produced. Committing would make a

@@ -22,6 +22,8 @@ pub struct AnalyticsSettings {
     pub group_instance_id: Option<String>,
     pub auto_offset_reset_earliest: bool,
     pub session_timeout: Duration,
+    /// `PARTITION_ASSIGNMENT_STRATEGY`, validated: one rebalance protocol.
+    pub assignors: Vec<String>,
     pub window: Duration,
     pub report_interval: Duration,
     pub http_host: IpAddr,
@@ -53,6 +55,11 @@ pub fn variables() -> Vec<Variable> {
             "AUTO_OFFSET_RESET",
             "earliest",
             "Where reading starts on every start (totals are rebuilt from the log; the group never commits): earliest or latest.",
+        ),
+        Variable::new(
+            "PARTITION_ASSIGNMENT_STRATEGY",
+            "range",
+            "Assignors offered to the group, in order of preference (Java's partition.assignment.strategy): a comma list of range, roundrobin or cooperative-sticky, eager and cooperative not mixed; range (the default) keeps order partition N and inventory partition N on one member; the single static member never rebalances on restart anyway.",
         ),
         Variable::new(
             "SESSION_TIMEOUT_MS",
@@ -105,6 +112,7 @@ impl AnalyticsSettings {
                 &[("earliest", true), ("latest", false)],
             )?,
             session_timeout: source.millis("SESSION_TIMEOUT_MS", 6_000, 1_800_000)?,
+            assignors: assignment_strategy(source)?,
             window: source.seconds("WINDOW_SEC", 1, 3600)?,
             report_interval: source.seconds("REPORT_INTERVAL_SEC", 1, 3600)?,
             http_host: http_host.trim().parse().map_err(|_| {
@@ -121,4 +129,11 @@ impl AnalyticsSettings {
             metrics_refresh: source.millis("METRICS_REFRESH_MS", 10, 60_000)?,
         })
     }
+}
+
+/// `PARTITION_ASSIGNMENT_STRATEGY`, checked as the group member checks it.
+fn assignment_strategy(source: &SettingsSource) -> Result<Vec<String>, SettingsError> {
+    let raw = source.raw("PARTITION_ASSIGNMENT_STRATEGY");
+    shared::group::config::parse_assignment_strategy(&raw)
+        .map_err(|accepted| SettingsError::invalid("PARTITION_ASSIGNMENT_STRATEGY", &raw, accepted))
 }

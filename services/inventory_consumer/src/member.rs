@@ -181,6 +181,7 @@ fn group_config(settings: &InventorySettings) -> GroupConfig {
     )
     .with_session_timeout(settings.session_timeout)
     .with_fetch(&settings.fetch);
+    config.assignors = settings.assignors.clone();
     config.enable_auto_commit = false;
     config.auto_offset_reset = match settings.auto_offset_reset {
         ConfiguredReset::Earliest => OffsetReset::Earliest,
@@ -229,8 +230,10 @@ async fn run_member(
         },
     );
     let mut workers: HashMap<TopicPartition, Running> = HashMap::new();
-    // When processing last stopped (revocation), or when this member began joining.
-    let mut paused_since = Instant::now();
+    // When processing last stopped (revocation), or when this member began joining; `None`
+    // while nothing is stopped: a cooperative rebalance can assign without revoking anything
+    // first, and then nothing paused.
+    let mut paused_since = Some(Instant::now());
     let mut revoked: Vec<i32> = Vec::new();
     let mut revoked_lost = false;
     let mut first = true;
@@ -288,8 +291,9 @@ async fn run_member(
                     },
                     revoked: std::mem::take(&mut revoked),
                     assigned: numbers(&partitions),
-                    paused_ms: u64::try_from(paused_since.elapsed().as_millis())
-                        .unwrap_or(u64::MAX),
+                    paused_ms: paused_since.take().map_or(0, |since| {
+                        u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX)
+                    }),
                 };
                 first = false;
                 let mut held: Vec<TopicPartition> = workers.keys().cloned().collect();
@@ -300,7 +304,9 @@ async fn run_member(
                 });
             }
             Some(Ok(ConsumerEvent::Revoked { partitions, lost })) => {
-                paused_since = Instant::now();
+                // Only these partitions stop (all of them when eager, the moved ones when
+                // cooperative): their workers finish and commit; the others keep running.
+                paused_since = Some(Instant::now());
                 for partition in &partitions {
                     if let Some(running) = workers.remove(partition) {
                         drop(running.batches);

@@ -36,6 +36,8 @@ pub struct InventorySettings {
     pub group_id: String,
     pub auto_offset_reset: OffsetReset,
     pub session_timeout: Duration,
+    /// `PARTITION_ASSIGNMENT_STRATEGY`, validated: one rebalance protocol.
+    pub assignors: Vec<String>,
     pub fail_rate: f64,
     pub throttle: Duration,
     pub report_interval: Duration,
@@ -73,6 +75,11 @@ pub fn variables() -> Vec<Variable> {
             "AUTO_OFFSET_RESET",
             "earliest",
             "Start without a committed offset: earliest, latest or none (fail).",
+        ),
+        Variable::new(
+            "PARTITION_ASSIGNMENT_STRATEGY",
+            "cooperative-sticky",
+            "Assignors offered to the group, in order of preference (Java's partition.assignment.strategy): a comma list of range, roundrobin or cooperative-sticky, eager and cooperative not mixed; cooperative-sticky (the default) moves only the partitions that change owner when MEMBERS or the instances change, so the others keep processing.",
         ),
         Variable::new(
             "SESSION_TIMEOUT_MS",
@@ -162,6 +169,7 @@ impl InventorySettings {
             group_id: source.kafka_name("GROUP_ID")?,
             auto_offset_reset: source.choice("AUTO_OFFSET_RESET", OFFSET_RESET_CHOICES)?,
             session_timeout: source.millis("SESSION_TIMEOUT_MS", 6_000, 1_800_000)?,
+            assignors: assignment_strategy(source)?,
             fail_rate: source.number("FAIL_RATE", 0.0, 1.0)?,
             throttle: source.millis("THROTTLE_MS", 0, 60_000)?,
             report_interval: source.seconds("REPORT_INTERVAL_SEC", 1, 3600)?,
@@ -185,4 +193,11 @@ impl InventorySettings {
             producer: producer_config(source)?,
         })
     }
+}
+
+/// `PARTITION_ASSIGNMENT_STRATEGY`, checked as the group member checks it.
+fn assignment_strategy(source: &SettingsSource) -> Result<Vec<String>, SettingsError> {
+    let raw = source.raw("PARTITION_ASSIGNMENT_STRATEGY");
+    shared::group::config::parse_assignment_strategy(&raw)
+        .map_err(|accepted| SettingsError::invalid("PARTITION_ASSIGNMENT_STRATEGY", &raw, accepted))
 }

@@ -165,6 +165,28 @@ impl GroupConfig {
     }
 }
 
+/// What `PARTITION_ASSIGNMENT_STRATEGY` accepts, for settings errors.
+pub const ASSIGNMENT_STRATEGY_ACCEPTED: &str = "a comma list of range, roundrobin (eager) or \
+    cooperative-sticky (cooperative), not mixing the two kinds, e.g. \"cooperative-sticky\" or \
+    \"range,roundrobin\"";
+
+/// Parses Java's `partition.assignment.strategy`: a comma list of assignor names in order of
+/// preference, validated as [`GroupConfig::validate`] does (known names, no eager and
+/// cooperative mix, as librdkafka refuses one). `Err` carries what is accepted.
+pub fn parse_assignment_strategy(text: &str) -> Result<Vec<String>, &'static str> {
+    let names: Vec<String> = text
+        .split(',')
+        .map(|name| name.trim().to_ascii_lowercase())
+        .filter(|name| !name.is_empty())
+        .collect();
+    let mut config = GroupConfig::new("validate", vec!["validate".into()]);
+    config.assignors = names.clone();
+    match config.validate() {
+        Ok(()) => Ok(names),
+        Err(_) => Err(ASSIGNMENT_STRATEGY_ACCEPTED),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -194,6 +216,21 @@ mod tests {
         assert!(config.validate().unwrap_err().contains("must not mix"));
         config.assignors = vec!["cooperative-sticky".into()];
         assert_eq!(config.validate(), Ok(()));
+    }
+
+    #[test]
+    fn the_strategy_setting_takes_a_comma_list_and_refuses_a_mix_or_an_unknown_name() {
+        assert_eq!(
+            parse_assignment_strategy(" Cooperative-Sticky "),
+            Ok(vec!["cooperative-sticky".to_owned()])
+        );
+        assert_eq!(
+            parse_assignment_strategy("range,roundrobin"),
+            Ok(vec!["range".to_owned(), "roundrobin".to_owned()])
+        );
+        assert!(parse_assignment_strategy("range,cooperative-sticky").is_err());
+        assert!(parse_assignment_strategy("sticky").is_err());
+        assert!(parse_assignment_strategy("").is_err());
     }
 
     #[test]

@@ -9,11 +9,12 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::Stream;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 use tokio_stream::StreamExt;
 use tokio_stream::StreamMap;
 use tokio_stream::wrappers::ReceiverStream;
@@ -72,10 +73,13 @@ impl Eq for HeldBytes {}
 /// What the consumer yields.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConsumerEvent {
-    /// These partitions are now ours (restore their state before their records arrive).
+    /// These partitions are now ours, in addition to those we kept (restore their state
+    /// before their records arrive). Empty when a cooperative rebalance gave us nothing new.
     Assigned(Vec<TopicPartition>),
-    /// These partitions are leaving: flush and commit them before polling again. `lost`
-    /// means the group already moved on and commits for them will fail.
+    /// These partitions are leaving: flush and commit them before polling again. Eager
+    /// assignors revoke everything; cooperative ones only what moves, and the others keep
+    /// delivering records meanwhile. `lost` means the group already moved on and commits for
+    /// them will fail.
     Revoked {
         partitions: Vec<TopicPartition>,
         lost: bool,
@@ -100,6 +104,8 @@ pub struct GroupConsumer {
     high_watermarks: BTreeMap<TopicPartition, i64>,
     pending_revoke: Option<(Vec<TopicPartition>, oneshot::Sender<()>)>,
     last_auto_commit: Instant,
+    /// The auto-commit under way, if any: at most one at a time.
+    auto_commit: Option<JoinHandle<()>>,
     /// Tells the member the application is alive (`max.poll.interval.ms`).
     last_poll: Arc<watch::Sender<PollState>>,
     member: Option<JoinHandle<()>>,
@@ -163,6 +169,7 @@ impl GroupConsumer {
             high_watermarks: BTreeMap::new(),
             pending_revoke: None,
             last_auto_commit: Instant::now(),
+            auto_commit: None,
             last_poll: Arc::new(last_poll_tx),
             member: Some(member),
         })
@@ -186,10 +193,7 @@ impl GroupConsumer {
         if self.config.enable_auto_commit
             && self.last_auto_commit.elapsed() >= self.config.auto_commit_interval
         {
-            self.last_auto_commit = Instant::now();
-            if let Err(e) = self.commit_positions().await {
-                tracing::warn!(error = %e, "auto-commit failed");
-            }
+            self.start_auto_commit();
         }
         loop {
             tokio::select! {
@@ -237,6 +241,11 @@ impl GroupConsumer {
         &mut self,
         partitions: Vec<(TopicPartition, StartOffset)>,
     ) -> Result<ConsumerEvent, GroupError> {
+        if partitions.is_empty() {
+            // A cooperative rebalance that moved nothing to us (Java still calls
+            // onPartitionsAssigned, with an empty set).
+            return Ok(ConsumerEvent::Assigned(Vec::new()));
+        }
         let started = self.fetcher.assign(partitions).await?;
         let mut assigned = Vec::with_capacity(started.len());
         for partition in started {
@@ -285,6 +294,30 @@ impl GroupConsumer {
             }
             let _ = ack.send(());
         }
+    }
+
+    /// Commits the delivered positions in the background, as Java's auto-commit does
+    /// (`commitAsync`): a commit held across a rebalance must not stop the records of the
+    /// partitions we keep. One at a time; a round whose predecessor is still out is skipped.
+    fn start_auto_commit(&mut self) {
+        if self.auto_commit.as_ref().is_some_and(|c| !c.is_finished()) {
+            return;
+        }
+        self.last_auto_commit = Instant::now();
+        let offsets: Vec<(TopicPartition, i64)> = self
+            .positions
+            .iter()
+            .map(|(partition, offset)| (partition.clone(), *offset))
+            .collect();
+        if offsets.is_empty() {
+            return;
+        }
+        let committer = self.committer();
+        self.auto_commit = Some(tokio::spawn(async move {
+            if let Err(e) = committer.commit(offsets).await {
+                tracing::warn!(error = %e, "auto-commit failed");
+            }
+        }));
     }
 
     fn stop_fetcher(&mut self, partition: &TopicPartition) {

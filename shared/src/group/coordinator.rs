@@ -443,7 +443,7 @@ impl Coordinator {
                 }
                 Err(GroupError::Wire(e))
             }
-            Err(e) => Err(GroupError::Admin(e.to_string())),
+            Err(e) => Err(GroupError::Admin(e)),
         }
     }
 }

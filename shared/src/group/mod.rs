@@ -45,10 +45,12 @@ pub enum GroupError {
     Wire(WireError),
     #[error("the group coordinator is not known")]
     CoordinatorUnknown,
-    #[error("metadata: {0}")]
-    Admin(String),
-    #[error("consumer protocol: {0}")]
-    Protocol(String),
+    #[error("metadata for the leader's assignment")]
+    Admin(#[source] crate::admin::AdminError),
+    #[error("consumer protocol")]
+    Protocol(#[source] protocol::ProtocolError),
+    #[error("the group chose assignor {protocol:?}, which this member does not offer")]
+    UnofferedAssignor { protocol: String },
     #[error("reading partitions: {0}")]
     Data(String),
     #[error("invalid group configuration: {0}")]
