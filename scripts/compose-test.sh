@@ -100,8 +100,12 @@ if [[ $build_mode == prebuilt ]]; then
 else
   if [[ -z "${RUST_IMAGE:-}" ]]; then
     step "local builder image and vendored crates (scripts/builder-image.sh)"
-    builder_output=$(scripts/builder-image.sh | tee /dev/stderr)
-    RUST_IMAGE=$(sed -n 's/^RUST_IMAGE=//p' <<<"$builder_output" | tail -1)
+    # tee to its own standard output, which is our stderr: reopening /dev/stderr instead
+    # would write from the start of a log file that stderr points to, over earlier lines.
+    builder_log=$(mktemp)
+    scripts/builder-image.sh | tee "$builder_log" >&2
+    RUST_IMAGE=$(sed -n 's/^RUST_IMAGE=//p' "$builder_log" | tail -1)
+    rm -f "$builder_log"
     [[ -n "$RUST_IMAGE" ]] || die "scripts/builder-image.sh named no builder image"
   fi
   export RUST_IMAGE
