@@ -3,10 +3,13 @@
 #
 #   scripts/build-images.sh [amd64|arm64|all]    (default: every architecture staged)
 #
-# Builds compose/Dockerfile.service from dist/image-context/ (staged by scripts/build-static.sh;
-# no compiler runs inside Docker and nothing is pulled) into
+# The prebuilt path (compose/offline.yml); `docker compose -f compose/stack.yml build` compiles
+# inside Docker instead (compose/Dockerfile). Builds compose/Dockerfile.service from
+# dist/image-context/ (staged by scripts/build-static.sh; no compiler runs inside Docker and
+# nothing is pulled) into
 #   streaming-kafka/<binary>:<version>-<arch>     for each architecture
 #   streaming-kafka/<binary>:<version>            the host's architecture (what compose runs)
+# (<version>: STACK_VERSION, default the workspace version)
 # then prints each image's size and fails if one is over the 15 MB budget (15,000,000 bytes,
 # uncompressed as `docker image inspect` reports it).
 #
@@ -48,7 +51,7 @@ case "${1:-all}" in
     for arch in amd64 arm64; do [[ -d "$CONTEXT/$arch" ]] && arches+=("$arch"); done
     [[ ${#arches[@]} -gt 0 ]] || die "nothing staged in $CONTEXT: run scripts/build-static.sh first"
     ;;
-  -h | --help) sed -n '2,18p' "$0"; exit 0 ;;
+  -h | --help) sed -n '2,21p' "$0"; exit 0 ;;
   *) die_usage "usage: build-images.sh [amd64|arm64|all]" ;;
 esac
 
@@ -59,8 +62,11 @@ for arch in "${arches[@]}"; do
     "(arm64 comes from aarch64)"
 done
 
-version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -1)
-[[ -n "$version" ]] || die "no workspace version found in Cargo.toml"
+workspace_version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -1)
+[[ -n "$workspace_version" ]] || die "no workspace version found in Cargo.toml"
+# The tag follows the stack's STACK_VERSION (so a second checkout can keep its images apart);
+# the version label is always the workspace's.
+version=${STACK_VERSION:-$workspace_version}
 revision=$(git rev-parse HEAD 2>/dev/null || echo unknown)
 native=$(host_arch)
 
@@ -89,7 +95,7 @@ for arch in "${arches[@]}"; do
       --file compose/Dockerfile.service \
       --build-arg "BINARY=$binary" \
       --build-arg "TARGETARCH=$arch" \
-      --build-arg "VERSION=$version" \
+      --build-arg "VERSION=$workspace_version" \
       --build-arg "REVISION=$revision" \
       --build-arg "DESCRIPTION=$(description "$binary")" \
       --tag "$build_tag" \

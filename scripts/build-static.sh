@@ -2,6 +2,7 @@
 # Static musl binaries of the three services, for the scratch container images.
 #
 #   scripts/build-static.sh [x86_64|aarch64|all]     (default: all)
+#   scripts/build-static.sh tools                    only the tools below, both targets
 #
 # Writes dist/<target>/{producer-order,inventory-consumer,analytics-consumer} for
 # x86_64-unknown-linux-musl and aarch64-unknown-linux-musl (cargo profile `dist`), prints their
@@ -40,14 +41,18 @@ APP_UID=10001
 
 step() { printf '\n==> %s\n' "$*"; }
 
-usage() { die "usage: build-static.sh [x86_64|aarch64|all]"; }
+usage() { die_usage "usage: build-static.sh [x86_64|aarch64|all|tools]"; }
 
 targets=()
+# `tools` installs what a build needs and stops: scripts/builder-image.sh copies those tools
+# into the offline builder image. No binary is built, so no foreign one needs qemu either.
+tools_only=0
 case "${1:-all}" in
   x86_64) targets=(x86_64-unknown-linux-musl) ;;
   aarch64) targets=(aarch64-unknown-linux-musl) ;;
   all) targets=(x86_64-unknown-linux-musl aarch64-unknown-linux-musl) ;;
-  -h | --help) sed -n '2,20p' "$0"; exit 0 ;;
+  tools) targets=(x86_64-unknown-linux-musl aarch64-unknown-linux-musl); tools_only=1 ;;
+  -h | --help) sed -n '2,21p' "$0"; exit 0 ;;
   *) usage ;;
 esac
 [[ $# -le 1 ]] || usage
@@ -61,7 +66,7 @@ ensure_debian_packages() {
   [[ -f "$CA_BUNDLE" ]] || missing+=(ca-certificates)
   local target
   for target in "${targets[@]}"; do
-    if [[ "${target%%-*}" != "$host_arch" ]] && ! command -v "qemu-${target%%-*}-static" >/dev/null 2>&1; then
+    if [[ $tools_only -eq 0 && "${target%%-*}" != "$host_arch" ]] && ! command -v "qemu-${target%%-*}-static" >/dev/null 2>&1; then
       missing+=(qemu-user-static)
     fi
   done
@@ -143,6 +148,10 @@ export PATH="$TOOLS_DIR/bin:$PATH"
 # only the workspace's crates, not every dependency for two targets (~7 minutes each).
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$CACHE_DIR/static-target}"
 log "$(cargo-zigbuild --version), zig $(zig version), $(rustc --version)"
+if [[ $tools_only -eq 1 ]]; then
+  log "tools ready in $TOOLS_DIR/bin; targets: ${targets[*]}"
+  exit 0
+fi
 
 package_args=()
 for package in "${PACKAGES[@]}"; do package_args+=(-p "$package"); done

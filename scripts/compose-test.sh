@@ -4,22 +4,44 @@
 # here), waits until the analytics service's /metrics shows every produced order with an
 # outcome, and tears the stack down.
 #
-#   scripts/compose-test.sh
+#   scripts/compose-test.sh               the prebuilt path (what CI runs)
+#   scripts/compose-test.sh --in-docker   the service images compiled inside Docker
+#
+# The two differ only in how the three service images are made:
+#   prebuilt     static x86_64 binaries on the host (scripts/build-static.sh; a no-op when
+#                fresh), images for every staged architecture with their sizes checked against
+#                15 MB (scripts/build-images.sh), and offline.yml's dist/image-context/ build.
+#   --in-docker  compose/Dockerfile, exactly as `docker compose -f compose/stack.yml build`
+#                runs it (offline.yml is not in that command). With no registry the builder is
+#                the local stand-in from scripts/builder-image.sh, which also vendors the crates
+#                (set RUST_IMAGE to use another builder image, e.g. the official one where it
+#                can be pulled); the images' sizes, users and labels are checked, and the stack
+#                then starts them as built (`up --no-build`: offline.yml would rebuild them from
+#                dist/).
 #
 # Environment: TOTAL_EVENTS (orders to produce, default 10000), COMPOSE_TEST_TIMEOUT_SEC
 # (deadline for the stack to get there, default 300), ANALYTICS_PORT and KAFKA_HOST_PORT (host
-# ports, default: free ones picked at random so a running dev stack does not collide).
+# ports, default: free ones picked at random so a running dev stack does not collide),
+# STACK_VERSION (the service images' tag, default the workspace version; a separate tag keeps
+# a second checkout's images apart from these).
 #
-# Steps: static x86_64 binaries (scripts/build-static.sh; a no-op when fresh), service images
-# for every staged architecture with their sizes checked against 15 MB (scripts/build-images.sh),
-# the Nisshi context (scripts/nisshi-image.sh --stage), `config` of both stacks and the offline
-# combination, then `up -d --build` under a unique project name, the wait, and `down -v` in a
+# Then the Nisshi context (scripts/nisshi-image.sh --stage), `config` of both stacks and the
+# offline combination, `up -d` under a unique project name, the wait, and `down -v` in a
 # trap (also on failure or Ctrl+C, after printing the containers' logs).
 # With no Docker engine (`docker info` fails) or no Compose tool it prints "SKIPPED: ..." and
 # exits 0, so CI can call it everywhere and still say plainly what it did not test.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$REPO_ROOT"
+
+build_mode=prebuilt
+case "${1:-}" in
+  "") ;;
+  --in-docker) build_mode=in-docker ;;
+  -h | --help) sed -n '2,32p' "$0"; exit 0 ;;
+  *) die_usage "unknown option '$1' (accepted: --in-docker, --help)" ;;
+esac
+[[ $# -le 1 ]] || die_usage "usage: compose-test.sh [--in-docker]"
 
 TOTAL_EVENTS=${TOTAL_EVENTS:-10000}
 # Inventory containers (`up --scale inventory=N`), each one group member (MEMBERS=1).
@@ -45,16 +67,57 @@ fi
 command -v curl >/dev/null 2>&1 || die "curl is required to read /metrics"
 
 export TOTAL_EVENTS
+workspace_version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -1)
+export STACK_VERSION=${STACK_VERSION:-$workspace_version}
 export ANALYTICS_PORT=${ANALYTICS_PORT:-$(free_port)}
 export KAFKA_HOST_PORT=${KAFKA_HOST_PORT:-$(free_port)}
 project="skcompose$$"
 files=(-f compose/stack.yml -f compose/offline.yml)
 
-step "static binaries (x86_64; aarch64 too if already built)"
-scripts/build-static.sh x86_64
+# The in-Docker images: size (the 15 MB budget), architecture, user and title, as built.
+check_built_images() {
+  local binary tag size arch user title over=()
+  printf '\n%-48s %-6s %12s %9s  %-12s %s\n' IMAGE ARCH BYTES MB USER TITLE
+  for binary in producer-order inventory-consumer analytics-consumer; do
+    tag="streaming-kafka/$binary:$STACK_VERSION"
+    read -r size arch user title < <(docker image inspect --format \
+      '{{.Size}} {{.Architecture}} {{.Config.User}} {{index .Config.Labels "org.opencontainers.image.title"}}' "$tag") \
+      || die "no image $tag after the build"
+    printf '%-48s %-6s %12s %9s  %-12s %s\n' "$tag" "$arch" "$size" \
+      "$(awk -v b="$size" 'BEGIN { printf "%.2f", b / 1e6 }')" "$user" "$title"
+    [[ "$user" == 10001:10001 && "$title" == "$binary" ]] || die "$tag: user $user, title $title"
+    (( size <= 15000000 )) || over+=("$tag ($size bytes)")
+  done
+  [[ ${#over[@]} -eq 0 ]] || die "over the 15000000-byte image budget: ${over[*]}"
+}
 
-step "service images and their sizes"
-scripts/build-images.sh all
+if [[ $build_mode == prebuilt ]]; then
+  step "static binaries (x86_64; aarch64 too if already built)"
+  scripts/build-static.sh x86_64
+
+  step "service images and their sizes"
+  scripts/build-images.sh all
+else
+  if [[ -z "${RUST_IMAGE:-}" ]]; then
+    step "local builder image and vendored crates (scripts/builder-image.sh)"
+    # tee to its own standard output, which is our stderr: reopening /dev/stderr instead
+    # would write from the start of a log file that stderr points to, over earlier lines.
+    builder_log=$(mktemp)
+    scripts/builder-image.sh | tee "$builder_log" >&2
+    RUST_IMAGE=$(sed -n 's/^RUST_IMAGE=//p' "$builder_log" | tail -1)
+    rm -f "$builder_log"
+    [[ -n "$RUST_IMAGE" ]] || die "scripts/builder-image.sh named no builder image"
+  fi
+  export RUST_IMAGE
+  # offline.yml names the prebuilt context, and Compose refuses a build path that does not
+  # exist even for a service it is told not to build: an empty folder satisfies it.
+  mkdir -p dist/image-context
+  step "in-Docker build: ${compose[*]} -f compose/stack.yml build (RUST_IMAGE=$RUST_IMAGE)"
+  build_started=$SECONDS
+  "${compose[@]}" -f compose/stack.yml build inventory analytics producer
+  log "in-Docker build of the three images took $(( SECONDS - build_started ))s"
+  check_built_images
+fi
 
 step "offline broker image context (Nisshi)"
 scripts/broker.sh install
@@ -82,9 +145,15 @@ teardown() {
 trap teardown EXIT
 trap 'exit 130' INT TERM
 
-step "up -d --build --scale inventory=$INVENTORY_SCALE (project $project, analytics on localhost:$ANALYTICS_PORT, $TOTAL_EVENTS orders)"
+up_args=(--build)
+if [[ $build_mode == in-docker ]]; then
+  # Only the broker is built here; the services run the images compose/Dockerfile made.
+  "${compose[@]}" "${files[@]}" -p "$project" build broker
+  up_args=(--no-build)
+fi
+step "up -d ${up_args[*]} --scale inventory=$INVENTORY_SCALE (project $project, images $build_mode, analytics on localhost:$ANALYTICS_PORT, $TOTAL_EVENTS orders)"
 up_started=$SECONDS
-"${compose[@]}" "${files[@]}" -p "$project" up -d --build --scale inventory="$INVENTORY_SCALE"
+"${compose[@]}" "${files[@]}" -p "$project" up -d "${up_args[@]}" --scale inventory="$INVENTORY_SCALE"
 
 # Reads /metrics and prints "orders decided" (orders seen, orders with an outcome); empty
 # while the service is not serving metrics yet.
@@ -174,4 +243,4 @@ while :; do
   sleep 1
 done
 echo "  inventory group: $members members (one per container) owning $owned partitions, none twice"
-echo "PASS: offline stack, inventory scaled to $INVENTORY_SCALE: $TOTAL_EVENTS orders, each with an outcome, $(( SECONDS - up_started ))s after 'up' (build included)"
+echo "PASS: offline stack ($build_mode images), inventory scaled to $INVENTORY_SCALE: $TOTAL_EVENTS orders, each with an outcome, $(( SECONDS - up_started ))s after 'up' (build included)"
