@@ -419,9 +419,15 @@ impl Pipeline {
         }
         self.inventory_caught_up(limit).await;
         let metrics = self
+            // Analytics' lag is measured against the high watermark of its last fetch answer,
+            // which may predate the last records written (poison written after the last
+            // orders): lag 0 alone let the check run before the last malformed records were
+            // read. Waiting for every expected count too closes that race; the equalities
+            // below still catch a count that goes past what was written.
             .metrics_until("analytics to see everything", limit, |m| {
                 count(m, "/orders/total") >= orders
                     && count(m, "/processed_order_count") >= orders
+                    && count(m, "/malformed_records") >= malformed
                     && m["lag_total"] == 0
             })
             .await;
