@@ -122,7 +122,7 @@ if (( ! heaptrack )); then
     echo
     echo "mimalloc, $service-consumer (peak and current of its heap; 'reserved' is address space only):"
     echo
-    grep -E '^ *(reserved|committed|reset|purged|touched|segments|pages|threads|process):' \
+    grep -E '^ *(reserved|committed|purged|threads|process) *:' \
       "$WORK/$service.err" | sed 's/^/    /' || echo "    (no statistics printed)"
   done
 else
