@@ -3,6 +3,7 @@
 //! This file only wires settings, telemetry and shutdown to the run; the rules, the stock
 //! changelog and the per-partition workers live in their own modules.
 
+mod commit;
 mod live;
 mod member;
 mod rules;
@@ -30,6 +31,7 @@ const INFO: ServiceInfo = ServiceInfo {
 /// glibc's malloc took about a third of the CPU time in profiles of the producer and the
 /// inventory consumer (many small, short-lived allocations per record); mimalloc is built for
 /// exactly that pattern.
+#[cfg(not(feature = "system-allocator"))]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

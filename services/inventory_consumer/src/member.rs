@@ -211,7 +211,7 @@ async fn run_member(
         outcomes: shared.outcomes.clone(),
         dead_letters: shared.dead_letters.clone(),
         changelog: shared.changelog.clone(),
-        committer: consumer.committer(),
+        committer: crate::commit::CommitQueue::start(consumer.committer()),
         stats: Arc::clone(&shared.stats),
         failures: shared.rules.borrow().failures,
         throttle: shared.rules.borrow().throttle,

@@ -1,13 +1,15 @@
 //! One worker per assigned order partition: applies the rules to its orders in offset order,
 //! writes one outcome per order (plus a dead letter for failed and malformed orders, and one
-//! changelog entry per item whose stock the batch changed), and commits a batch only once every
-//! record it produced is acknowledged.
+//! changelog entry per item whose stock the batch changed), and hands each batch to the
+//! member's commit queue (`commit`), which commits it only once every record it produced is
+//! acknowledged.
 //!
 //! The worker alone owns its partition's stock, so no item is touched by two tasks. A record
 //! that cannot be delivered stops the worker with an error (the service exits and a restart
 //! replays the uncommitted tail), because committing past it would lose an order.
 
 use std::borrow::Cow;
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -15,10 +17,11 @@ use std::time::Duration;
 use anyhow::Context;
 use bytes::Bytes;
 use shared::events::{INVENTORY_SCHEMA_VERSION, InventoryEvent, InventoryOutcome, decode_order};
-use shared::group::{Committer, ConsumerRecord, RecordBatch, TopicPartition};
-use shared::producer::{DeliveryTicket, OutgoingRecord, Producer};
+use shared::group::{ConsumerRecord, RecordBatch, TopicPartition};
+use shared::producer::{OutgoingRecord, Producer};
 use tokio::sync::mpsc;
 
+use crate::commit::{CommitQueue, Committed};
 use crate::rules::{self, FailureModel, Stock};
 use crate::state::StockChange;
 
@@ -41,7 +44,8 @@ pub struct Outputs {
     pub outcomes: Producer,
     pub dead_letters: Producer,
     pub changelog: Producer,
-    pub committer: Committer,
+    /// The member's commit queue: one OffsetCommit for every partition ready at once.
+    pub committer: CommitQueue,
     pub stats: Arc<Stats>,
     pub failures: FailureModel,
     pub throttle: Duration,
@@ -106,40 +110,10 @@ impl BatchChanges {
     }
 }
 
-/// Batches whose outputs may be awaiting acknowledgement at once, per partition. Deciding the
-/// next batch while the last one's outcomes and commit travel takes a round trip (linger,
-/// produce, commit) off every order's latency; the bound keeps what is held small.
+/// Batches whose outputs may be awaiting acknowledgement and commit at once, per partition.
+/// Deciding the next batch while the last one's outcomes and commit travel takes a round trip
+/// (linger, produce, commit) off every order's latency; the bound keeps what is held small.
 const COMMITS_AHEAD: usize = 4;
-
-/// A batch whose outcomes, changelog entries and dead letters are on their way.
-struct InFlightBatch {
-    tickets: Vec<DeliveryTicket>,
-    next_offset: i64,
-}
-
-/// Commits each batch, in order, once everything it produced is acknowledged: committing
-/// past an unacknowledged outcome could lose an order.
-async fn commit_in_order(
-    partition: TopicPartition,
-    committer: Committer,
-    mut batches: mpsc::Receiver<InFlightBatch>,
-) -> anyhow::Result<()> {
-    while let Some(batch) = batches.recv().await {
-        for ticket in batch.tickets {
-            ticket
-                .delivered()
-                .await
-                .context("an outcome was not acknowledged; not committing")?;
-        }
-        let outcomes = committer
-            .commit(vec![(partition.clone(), batch.next_offset)])
-            .await?;
-        if let Some(failed) = outcomes.iter().find(|o| !o.is_committed()) {
-            tracing::warn!(%partition, error = ?failed.error_code, "commit refused; the tail will be replayed");
-        }
-    }
-    Ok(())
-}
 
 impl Worker {
     pub fn new(partition: TopicPartition, stock: Stock, outputs: Outputs) -> Self {
@@ -152,25 +126,24 @@ impl Worker {
     }
 
     /// Processes batches until the channel closes (revocation or shutdown), then waits until
-    /// every batch handed to the committer is committed.
+    /// every batch handed to the commit queue is committed.
     pub async fn run(mut self, mut batches: mpsc::Receiver<RecordBatch>) -> anyhow::Result<()> {
-        let (in_flight, committing) = mpsc::channel(COMMITS_AHEAD);
-        let committer = tokio::spawn(commit_in_order(
-            self.partition.clone(),
-            self.outputs.committer.clone(),
-            committing,
-        ));
-        let processed = self.process_all(&mut batches, &in_flight).await;
-        drop(in_flight);
-        // The committer's own failure (an unacknowledged outcome) explains a closed channel.
-        let committed = committer.await.context("the committer panicked")?;
+        let mut in_flight = VecDeque::with_capacity(COMMITS_AHEAD);
+        let processed = self.process_all(&mut batches, &mut in_flight).await;
+        // A commit's own failure (an unacknowledged outcome) explains a failed hand-over.
+        let mut committed = Ok(());
+        for batch in in_flight {
+            if let Err(e) = wait_committed(batch).await {
+                committed = committed.and(Err(e));
+            }
+        }
         committed.and(processed)
     }
 
     async fn process_all(
         &mut self,
         batches: &mut mpsc::Receiver<RecordBatch>,
-        in_flight: &mpsc::Sender<InFlightBatch>,
+        in_flight: &mut VecDeque<Committed>,
     ) -> anyhow::Result<()> {
         let mut restock_period = self.outputs.restock.map(|(every, _)| every);
         let mut restock = restock_timer(restock_period).await;
@@ -200,7 +173,7 @@ impl Worker {
     async fn process(
         &mut self,
         batch: RecordBatch,
-        in_flight: &mpsc::Sender<InFlightBatch>,
+        in_flight: &mut VecDeque<Committed>,
     ) -> anyhow::Result<()> {
         let Some(last) = batch.records.last().map(|r| r.offset) else {
             return Ok(());
@@ -221,13 +194,20 @@ impl Worker {
         let changes = out.changes.into_records(self.partition.partition)?;
         tickets.extend(self.outputs.changelog.send_all(changes).await?);
         tickets.extend(self.outputs.dead_letters.send_all(out.letters).await?);
-        in_flight
-            .send(InFlightBatch {
-                tickets,
-                next_offset: last + 1,
-            })
+        // At the bound, the oldest batch must be committed before another is handed over.
+        if in_flight.len() >= COMMITS_AHEAD
+            && let Some(oldest) = in_flight.pop_front()
+        {
+            wait_committed(oldest).await?;
+        }
+        let committed = self
+            .outputs
+            .committer
+            .hand_over(self.partition.clone(), tickets, last + 1)
             .await
-            .map_err(|_| anyhow::anyhow!("the committer of {} stopped", self.partition))
+            .map_err(|e| anyhow::anyhow!("{}: {e}", self.partition))?;
+        in_flight.push_back(committed);
+        Ok(())
     }
 
     async fn process_one(
@@ -398,6 +378,14 @@ impl Worker {
                 .context("a restock was not acknowledged")?;
         }
         Ok(())
+    }
+}
+
+/// Waits for one handed-over batch's commit.
+async fn wait_committed(committed: Committed) -> anyhow::Result<()> {
+    match committed.await {
+        Ok(result) => result.map_err(anyhow::Error::msg),
+        Err(_) => anyhow::bail!("the commit queue stopped before the batch was committed"),
     }
 }
 

@@ -29,6 +29,7 @@ const INFO: ServiceInfo = ServiceInfo {
 /// glibc's malloc took about a third of the CPU time in profiles of the producer and the
 /// inventory consumer (many small, short-lived allocations per record); mimalloc is built for
 /// exactly that pattern.
+#[cfg(not(feature = "system-allocator"))]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -9,6 +9,9 @@
 //! time-outs and error codes, which keeps a partition in order with up to five requests in
 //! flight. With idempotence the broker recognises the resent batches it already wrote.
 
+mod answers;
+mod dispatch;
+
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -22,13 +25,10 @@ use tokio::sync::{mpsc, oneshot};
 use crate::settings::ConnectionSettings;
 
 use super::batch::{self, ProducerIdentity};
-use super::errors::{Reaction, classify_produce};
-use super::identity::{self, IdentityRequest};
-use super::partition::{
-    Encoded, Link, MAX_BACKOFF, OpenBatch, PartitionState, SealedBatch, stamped,
-};
-use super::pipeline::{self, Answer, Pipeline};
-use super::{Counters, Delivery, Message, ProduceError, ProducerConfig, Queued};
+use super::identity::IdentityRequest;
+use super::partition::{Encoded, Link, MAX_BACKOFF, OpenBatch, PartitionState, SealedBatch};
+use super::pipeline::{Answer, Pipeline};
+use super::{Counters, Message, ProducerConfig, Queued};
 
 /// Spawned work reporting back.
 enum Event {
@@ -315,11 +315,10 @@ impl Accumulator {
                         state.leader_stale = false;
                     }
                     Err(reason) => {
-                        tracing::warn!(topic = %self.topic, partition, %reason, backoff = ?state.backoff, "cannot reach the partition leader; retrying");
                         state.link = Link::Down;
                         state.leader_stale = true;
-                        state.retry_at = Some(Instant::now() + state.backoff);
-                        state.backoff = (state.backoff * 2).min(MAX_BACKOFF);
+                        let backoff = state.back_off();
+                        tracing::warn!(topic = %self.topic, partition, %reason, ?backoff, "cannot reach the partition leader; retrying");
                     }
                 }
             }
@@ -353,272 +352,6 @@ impl Accumulator {
                 }
             },
         }
-    }
-
-    /// Sends what may be sent: up to `max_in_flight_per_partition` encoded batches per
-    /// partition, unless the partition is waiting for its failed requests, backing off,
-    /// connecting, or the producer is waiting for a new identity.
-    fn dispatch(&mut self) {
-        let now = Instant::now();
-        self.expire_waiting_batches(now);
-        if let IdentityState::Wanted {
-            request,
-            not_before,
-        } = self.identity
-            && now >= not_before
-            && self.nothing_in_flight()
-        {
-            self.ask_for_identity(request);
-        }
-        for state in &mut self.partitions {
-            if state.retry_at.is_some_and(|at| at <= now) {
-                state.retry_at = None;
-            }
-        }
-        let identity = match self.identity {
-            IdentityState::Disabled => None,
-            IdentityState::Ready(identity) => Some(identity),
-            IdentityState::Wanted { .. } | IdentityState::Asking => return,
-        };
-        let mut unencodable = Vec::new();
-        let mut to_connect = Vec::new();
-        for index in 0..self.partitions.len() {
-            let state = &mut self.partitions[index];
-            if state.ready.is_empty() || !state.returned.is_empty() || state.retry_at.is_some() {
-                continue;
-            }
-            let pipeline = match &mut state.link {
-                Link::Up(pipeline) => pipeline,
-                Link::Connecting => continue,
-                Link::Down => {
-                    to_connect.push(index);
-                    continue;
-                }
-            };
-            while state.in_flight.len() < self.config.in_flight_limit() {
-                let Some(front) = state.ready.front() else {
-                    break;
-                };
-                match &front.data {
-                    Encoded::Pending => break,
-                    Encoded::Failed(reason) => {
-                        let reason = reason.clone();
-                        if let Some(batch) = state.ready.pop_front() {
-                            unencodable.push((index, batch, reason));
-                        }
-                        continue;
-                    }
-                    Encoded::Fresh(_) | Encoded::Stamped { .. } => {}
-                }
-                let Some(mut batch) = state.ready.pop_front() else {
-                    break;
-                };
-                let base_sequence = match (identity, batch.base_sequence) {
-                    (None, _) => -1,
-                    (Some(_), Some(sequence)) => sequence,
-                    (Some(_), None) => {
-                        let sequence = state.next_sequence;
-                        // Kafka's sequences wrap from i32::MAX to 0.
-                        state.next_sequence =
-                            ((i64::from(sequence) + batch.count as i64) % (1 << 31)) as i32;
-                        sequence
-                    }
-                };
-                batch.base_sequence = Some(base_sequence);
-                let bytes = stamped(&mut batch.data, identity, base_sequence);
-                batch.sent = true;
-                let answer = pipeline.send(bytes);
-                let id = batch.id;
-                self.answers
-                    .push(Box::pin(async move { (index, id, answer.await) }));
-                state.in_flight.push_back(batch);
-            }
-        }
-        for (index, batch, reason) in unencodable {
-            self.fail(index, batch, reason);
-        }
-        for index in to_connect {
-            self.connect(index);
-        }
-    }
-
-    fn expire_waiting_batches(&mut self, now: Instant) {
-        let timeout = self.config.delivery_timeout;
-        for index in 0..self.partitions.len() {
-            while self.partitions[index]
-                .ready
-                .front()
-                .is_some_and(|b| b.opened + timeout <= now && !matches!(b.data, Encoded::Pending))
-            {
-                if let Some(batch) = self.partitions[index].ready.pop_front() {
-                    self.fail(index, batch, "timed out waiting to be sent".into());
-                }
-            }
-        }
-    }
-
-    fn connect(&mut self, index: usize) {
-        let state = &mut self.partitions[index];
-        state.link = Link::Connecting;
-        let settings = self.settings.clone();
-        let topic = Arc::clone(&self.topic);
-        let (leader, stale) = (state.leader.clone(), state.leader_stale);
-        let timeout = self.config.request_timeout;
-        let events = self.events.clone();
-        let partition = index as i32;
-        tokio::spawn(async move {
-            let leader = if stale {
-                pipeline::find_leader(&settings, &topic, partition, timeout)
-                    .await
-                    .unwrap_or(leader)
-            } else {
-                leader
-            };
-            let result = Pipeline::open(&settings, &leader, &topic, partition, timeout)
-                .await
-                .map(|pipeline| (pipeline, leader));
-            let _ = events.send(Event::Connected {
-                partition: index,
-                result,
-            });
-        });
-    }
-
-    fn ask_for_identity(&mut self, request: IdentityRequest) {
-        self.identity = IdentityState::Asking;
-        let settings = self.settings.clone();
-        let (timeout, deadline) = (self.config.request_timeout, self.config.delivery_timeout);
-        let events = self.events.clone();
-        tokio::spawn(async move {
-            let result = identity::obtain(&settings, request, timeout, deadline).await;
-            let _ = events.send(Event::Identity(result));
-        });
-    }
-
-    /// Asks for a new identity before anything more is sent (the first request wins).
-    fn want_identity(&mut self, request: IdentityRequest) {
-        if let IdentityState::Ready(_) = self.identity {
-            self.identity = IdentityState::Wanted {
-                request,
-                not_before: Instant::now(),
-            };
-        }
-    }
-
-    fn current_identity(&self) -> Option<ProducerIdentity> {
-        match self.identity {
-            IdentityState::Ready(identity) => Some(identity),
-            _ => None,
-        }
-    }
-
-    fn on_answer(&mut self, index: usize, id: u64, answer: Answer) {
-        let Some(state) = self.partitions.get_mut(index) else {
-            return;
-        };
-        let Some(position) = state.in_flight.iter().position(|b| b.id == id) else {
-            return;
-        };
-        let Some(batch) = state.in_flight.remove(position) else {
-            return;
-        };
-        let idempotent = self.config.idempotence;
-        let (reaction, offset, reason) = match answer {
-            Ok((code, offset, message)) => (
-                classify_produce(code, idempotent),
-                offset,
-                format!(
-                    "broker error {code}{}",
-                    message.map(|m| format!(" ({m})")).unwrap_or_default()
-                ),
-            ),
-            Err(reason) => (
-                Reaction::Retry {
-                    refresh_leader: true,
-                },
-                -1,
-                reason,
-            ),
-        };
-        match reaction {
-            Reaction::Written => {
-                state.backoff = self.config.retry_backoff;
-                self.complete(index, batch, Some(offset));
-            }
-            Reaction::AlreadyWritten => {
-                tracing::debug!(topic = %self.topic, partition = index, records = batch.count, "DUPLICATE_SEQUENCE_NUMBER: written by an earlier attempt, offset unknown");
-                state.backoff = self.config.retry_backoff;
-                self.complete(index, batch, None);
-            }
-            Reaction::Fail => {
-                state.link = Link::Down;
-                self.fail(index, batch, reason);
-            }
-            Reaction::Retry { refresh_leader } => {
-                state.link = Link::Down;
-                state.leader_stale |= refresh_leader;
-                self.retry_later(index, batch, reason);
-            }
-            Reaction::RetryWithBumpedEpoch => {
-                state.link = Link::Down;
-                if let Some(current) = self.current_identity() {
-                    self.want_identity(IdentityRequest::Bump(current));
-                }
-                self.retry_later(index, batch, reason);
-            }
-            Reaction::RetryWithNewProducerId => {
-                state.link = Link::Down;
-                self.want_identity(IdentityRequest::Fresh);
-                self.retry_later(index, batch, reason);
-            }
-        }
-        self.partitions[index].resume_if_drained();
-    }
-
-    /// Keeps a failed attempt for resending, unless its delivery time-out would pass first.
-    fn retry_later(&mut self, index: usize, batch: SealedBatch, reason: String) {
-        let state = &mut self.partitions[index];
-        if Instant::now() + state.backoff >= batch.opened + self.config.delivery_timeout {
-            return self.fail(index, batch, reason);
-        }
-        tracing::warn!(topic = %self.topic, partition = index, error = %reason, backoff = ?state.backoff, "produce failed; retrying");
-        state.returned.push(batch);
-    }
-
-    fn complete(&mut self, index: usize, batch: SealedBatch, base_offset: Option<i64>) {
-        self.counters
-            .acknowledged
-            .fetch_add(batch.count as u64, Ordering::Relaxed);
-        let partition = index as i32;
-        for (position, reply) in batch.replies.into_iter().enumerate() {
-            if let Some(reply) = reply {
-                let offset = base_offset.map(|base| base + position as i64);
-                let _ = reply.send(Ok(Delivery { partition, offset }));
-            }
-        }
-        drop(batch.permit);
-    }
-
-    fn fail(&mut self, index: usize, batch: SealedBatch, reason: String) {
-        tracing::error!(topic = %self.topic, partition = index, records = batch.count, %reason, "batch failed");
-        // A batch the broker may hold leaves a sequence we will never fill: start a new epoch
-        // so later batches are not refused as out of order (Java does the same).
-        if batch.sent
-            && let Some(current) = self.current_identity()
-        {
-            self.want_identity(IdentityRequest::Bump(current));
-        }
-        self.counters
-            .failed
-            .fetch_add(batch.count as u64, Ordering::Relaxed);
-        let error = ProduceError::DeliveryFailed {
-            timeout: self.config.delivery_timeout,
-            reason,
-        };
-        for reply in batch.replies.into_iter().flatten() {
-            let _ = reply.send(Err(error.clone()));
-        }
-        drop(batch.permit);
     }
 }
 

@@ -8,10 +8,11 @@
 //! answers a bump with the same id at the next epoch, Nisshi 0.8.1 with a new id at epoch 0
 //! (measured in `tests/tests/lossy_produce.rs`); both restart every sequence at 0.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use kafka_protocol::messages::{InitProducerIdRequest, ProducerId};
 
+use crate::backoff::{Backoff, BackoffPolicy};
 use crate::connect;
 use crate::settings::ConnectionSettings;
 
@@ -34,10 +35,9 @@ pub async fn obtain(
     request_timeout: Duration,
     deadline: Duration,
 ) -> Result<ProducerIdentity, String> {
-    let started = Instant::now();
-    let mut backoff = Duration::from_millis(100);
+    let mut backoff = Backoff::with_deadline(BackoffPolicy::REQUESTS, deadline);
     loop {
-        let remaining = deadline.saturating_sub(started.elapsed());
+        let remaining = backoff.remaining().unwrap_or(deadline);
         let attempt = ask_once(
             settings,
             wanted,
@@ -53,12 +53,11 @@ pub async fn obtain(
             Ok(Err((InitReaction::Fail, reason))) => return Err(reason),
             Ok(Err((_, reason))) | Err(reason) => reason,
         };
-        if started.elapsed() + backoff > deadline {
+        let Ok(delay) = backoff.next_delay() else {
             return Err(format!("no producer id within {deadline:?}: {retry}"));
-        }
-        tracing::warn!(reason = %retry, ?backoff, "InitProducerId failed; retrying");
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(Duration::from_secs(1));
+        };
+        tracing::warn!(reason = %retry, backoff = ?delay, "InitProducerId failed; retrying");
+        tokio::time::sleep(delay).await;
     }
 }
 

@@ -14,9 +14,15 @@ use tokio::sync::OwnedSemaphorePermit;
 use super::batch::{self, ProducerIdentity};
 use super::pipeline::Pipeline;
 use super::{OutgoingRecord, Reply};
+use crate::backoff::{Backoff, BackoffPolicy};
 
-/// Longest pause between attempts on one partition.
+/// Longest pause between attempts on one partition (Java's `retry.backoff.max.ms`).
 pub(super) const MAX_BACKOFF: Duration = Duration::from_secs(1);
+
+/// A partition's retry spacing: `retry_backoff` doubling to [`MAX_BACKOFF`], with jitter.
+pub(super) fn retry_policy(retry_backoff: Duration) -> BackoffPolicy {
+    BackoffPolicy::doubling(retry_backoff, MAX_BACKOFF.max(retry_backoff))
+}
 
 /// Records gathered for one partition, not yet encoded.
 pub(super) struct OpenBatch {
@@ -72,11 +78,12 @@ pub(super) struct PartitionState {
     pub(super) leader_stale: bool,
     pub(super) link: Link,
     pub(super) retry_at: Option<Instant>,
-    pub(super) backoff: Duration,
+    /// Spaces the partition's reconnects and resends; reset by the first success.
+    pub(super) backoff: Backoff,
 }
 
 impl PartitionState {
-    pub(super) fn new(leader: String, backoff: Duration) -> Self {
+    pub(super) fn new(leader: String, retry_backoff: Duration) -> Self {
         Self {
             open: None,
             ready: VecDeque::new(),
@@ -87,7 +94,7 @@ impl PartitionState {
             leader_stale: false,
             link: Link::Down,
             retry_at: None,
-            backoff,
+            backoff: Backoff::new(retry_policy(retry_backoff)),
         }
     }
 
@@ -101,8 +108,17 @@ impl PartitionState {
         while let Some(batch) = self.returned.pop() {
             self.ready.push_front(batch);
         }
-        self.retry_at = Some(Instant::now() + self.backoff);
-        self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+        self.back_off();
+    }
+}
+
+impl PartitionState {
+    /// No attempt on this partition before its next backoff has passed.
+    pub(super) fn back_off(&mut self) -> Duration {
+        // No deadline: each batch's delivery time-out bounds the retries instead.
+        let delay = self.backoff.next_delay().unwrap_or(MAX_BACKOFF);
+        self.retry_at = Some(Instant::now() + delay);
+        delay
     }
 }
 
