@@ -15,6 +15,7 @@ pub mod peers;
 pub mod pipeline;
 pub mod playground;
 pub mod proxy;
+pub mod topic;
 
 pub use broker::{TestBroker, shared_broker};
 pub use names::unique_name;

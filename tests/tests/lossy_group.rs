@@ -22,7 +22,6 @@ use std::time::{Duration, Instant};
 use integration_tests::broker::Storage;
 use integration_tests::pipeline::{Pipeline, Service, count, exclusive};
 use integration_tests::proxy::{Action, Fault, ProxiedBroker, api};
-use rskafka::client::partition::UnknownTopicHandling;
 use shared::settings::ConnectionSettings;
 
 const ORDERS: u64 = 16_000;
@@ -48,35 +47,14 @@ const COORDINATOR_APIS: [i16; 7] = [
 /// Every record value of a topic, read by a client the proxy leaves alone.
 async fn read_values(broker: &ProxiedBroker, topic: &str) -> Vec<serde_json::Value> {
     let settings = ConnectionSettings::plaintext(vec![broker.bootstrap()], "lossy-group-reader");
-    let client = shared::connect::data_client(&settings, Duration::from_secs(30))
+    integration_tests::topic::read_all(&settings, topic, PARTITIONS)
         .await
-        .expect("data client");
-    let mut values = Vec::new();
-    for partition in 0..PARTITIONS {
-        let partition_client = client
-            .partition_client(topic, partition, UnknownTopicHandling::Retry)
-            .await
-            .expect("partition client");
-        let mut offset = 0;
-        loop {
-            let (batch, high_watermark) = partition_client
-                .fetch_records(offset, 1..50_000_000, 100)
-                .await
-                .expect("fetch");
-            let start = offset;
-            for record in batch.into_iter().filter(|r| r.offset >= start) {
-                offset = record.offset + 1;
-                values.push(
-                    serde_json::from_slice(record.record.value.as_deref().unwrap_or_default())
-                        .expect("a JSON event"),
-                );
-            }
-            if offset >= high_watermark {
-                break;
-            }
-        }
-    }
-    values
+        .into_iter()
+        .map(|(_, record)| {
+            serde_json::from_slice(record.record.value.as_deref().unwrap_or_default())
+                .expect("a JSON event")
+        })
+        .collect()
 }
 
 /// What `inventory-events` says about each order.

@@ -16,7 +16,6 @@ use std::time::Duration;
 use integration_tests::broker::Storage;
 use integration_tests::pipeline::{Pipeline, Service, count, exclusive};
 use integration_tests::proxy::{Action, Fault, FaultCounts, ProxiedBroker, api};
-use rskafka::client::partition::UnknownTopicHandling;
 use shared::settings::ConnectionSettings;
 
 const ORDERS: u64 = 20_000;
@@ -26,37 +25,17 @@ const LIMIT: Duration = Duration::from_secs(300);
 /// Every record of a topic: (records, distinct event ids).
 async fn count_records(broker: &ProxiedBroker, topic: &str) -> (usize, usize) {
     let settings = ConnectionSettings::plaintext(vec![broker.bootstrap()], "lossy-e2e-reader");
-    let client = shared::connect::data_client(&settings, Duration::from_secs(30))
-        .await
-        .expect("data client");
-    let mut records = 0;
-    let mut event_ids = HashSet::new();
-    for partition in 0..PARTITIONS {
-        let partition_client = client
-            .partition_client(topic, partition, UnknownTopicHandling::Retry)
-            .await
-            .expect("partition client");
-        let mut offset = 0;
-        loop {
-            let (batch, high_watermark) = partition_client
-                .fetch_records(offset, 1..50_000_000, 100)
-                .await
-                .expect("fetch");
-            let start = offset;
-            for record in batch.into_iter().filter(|r| r.offset >= start) {
-                offset = record.offset + 1;
-                records += 1;
-                let value: serde_json::Value =
-                    serde_json::from_slice(record.record.value.as_deref().unwrap_or_default())
-                        .expect("an inventory event");
-                event_ids.insert(value["event_id"].as_str().unwrap_or_default().to_owned());
-            }
-            if offset >= high_watermark {
-                break;
-            }
-        }
-    }
-    (records, event_ids.len())
+    let all = integration_tests::topic::read_all(&settings, topic, PARTITIONS).await;
+    let event_ids: HashSet<String> = all
+        .iter()
+        .map(|(_, record)| {
+            let value: serde_json::Value =
+                serde_json::from_slice(record.record.value.as_deref().unwrap_or_default())
+                    .expect("an inventory event");
+            value["event_id"].as_str().unwrap_or_default().to_owned()
+        })
+        .collect();
+    (all.len(), event_ids.len())
 }
 
 /// Which faults a run meets.

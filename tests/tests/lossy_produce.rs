@@ -14,7 +14,6 @@ use integration_tests::broker::Storage;
 use integration_tests::pipeline::{Service, exclusive, service_binary};
 use integration_tests::proxy::{Action, Fault, ProxiedBroker, api};
 use integration_tests::{unique_name, workspace_root};
-use rskafka::client::partition::UnknownTopicHandling;
 use shared::admin::{TopicAdmin, TopicSpec};
 use shared::producer::{Delivery, OutgoingRecord, Producer, ProducerConfig};
 use shared::settings::ConnectionSettings;
@@ -96,42 +95,21 @@ async fn produce_orders(broker: &ProxiedBroker, topic: &str, idempotence: bool) 
 
 /// Reads every partition from the start to its high watermark, as a peer would.
 async fn read_topic(broker: &ProxiedBroker, topic: &str) -> TopicContents {
-    let client = shared::connect::data_client(&reader_settings(broker), CLIENT_DEADLINE)
-        .await
-        .expect("data client");
+    let all = integration_tests::topic::read_all(&reader_settings(broker), topic, PARTITIONS).await;
+    let records = all.len();
     let mut per_key = KeySequences::new();
     let mut distinct = HashSet::new();
-    let mut records = 0;
     let mut at = HashMap::new();
-    for partition in 0..PARTITIONS {
-        let partition_client = client
-            .partition_client(topic, partition, UnknownTopicHandling::Retry)
-            .await
-            .expect("partition client");
-        let mut offset = 0;
-        loop {
-            let (batch, high_watermark) = partition_client
-                .fetch_records(offset, 1..50_000_000, 100)
-                .await
-                .expect("fetch");
-            let start = offset;
-            for record in batch.into_iter().filter(|r| r.offset >= start) {
-                offset = record.offset + 1;
-                records += 1;
-                let value: serde_json::Value =
-                    serde_json::from_slice(record.record.value.as_deref().unwrap_or_default())
-                        .expect("an order event");
-                let order_id = value["order_id"].as_str().unwrap_or_default().to_owned();
-                let key = String::from_utf8_lossy(record.record.key.as_deref().unwrap_or_default())
-                    .into_owned();
-                distinct.insert(order_id.clone());
-                at.insert((partition, record.offset), order_id.clone());
-                per_key.entry(key).or_default().push(order_id);
-            }
-            if offset >= high_watermark {
-                break;
-            }
-        }
+    for (partition, record) in all {
+        let value: serde_json::Value =
+            serde_json::from_slice(record.record.value.as_deref().unwrap_or_default())
+                .expect("an order event");
+        let order_id = value["order_id"].as_str().unwrap_or_default().to_owned();
+        let key =
+            String::from_utf8_lossy(record.record.key.as_deref().unwrap_or_default()).into_owned();
+        distinct.insert(order_id.clone());
+        at.insert((partition, record.offset), order_id.clone());
+        per_key.entry(key).or_default().push(order_id);
     }
     TopicContents {
         records,
