@@ -37,14 +37,18 @@ fn encode_batch(base_offset: i64, records: &[Record]) -> Vec<u8> {
     encode::batch(base_offset, records.len() as i32, 0, -1, &section).to_vec()
 }
 
-fn decode_bytes(data: Vec<u8>) -> (Decoded, Result<(), shared::group::fetch::BatchError>) {
+/// Decodes `data` as the answer to a fetch at offset `from`.
+fn decode_bytes(
+    data: Vec<u8>,
+    from: i64,
+) -> (Decoded, Result<(), shared::group::fetch::BatchError>) {
     let mut decoded = Decoded::default();
     let topic: Arc<str> = Arc::from("fuzz");
     let outcome = decode(
         &topic,
         0,
         Bytes::from(data),
-        0,
+        from,
         &mut AbortedTransactions::default(),
         &mut decoded,
     );
@@ -54,12 +58,12 @@ fn decode_bytes(data: Vec<u8>) -> (Decoded, Result<(), shared::group::fetch::Bat
 proptest! {
     #[test]
     fn arbitrary_bytes_never_panic(data in prop::collection::vec(any::<u8>(), 0..2048)) {
-        let _ = decode_bytes(data);
+        let _ = decode_bytes(data, 0);
     }
 
     #[test]
     fn valid_batches_round_trip(base in 0i64..1_000_000, records in prop::collection::vec(record(), 1..20)) {
-        let (decoded, outcome) = decode_bytes(encode_batch(base, &records));
+        let (decoded, outcome) = decode_bytes(encode_batch(base, &records), base);
         prop_assert!(outcome.is_ok());
         prop_assert_eq!(decoded.next_offset, Some(base + records.len() as i64));
         prop_assert_eq!(decoded.records.len(), records.len());
@@ -86,7 +90,7 @@ proptest! {
             1 => data.truncate(i),
             _ => data.insert(i, byte),
         }
-        let (decoded, outcome) = decode_bytes(data);
+        let (decoded, outcome) = decode_bytes(data, 0);
         if outcome.is_err() {
             prop_assert!(decoded.records.is_empty());
         }

@@ -75,6 +75,23 @@ pub struct Decoded {
     /// The offset after the last complete batch, even when that batch held nothing to
     /// deliver (a transaction marker, aborted records), so the position moves past it.
     pub next_offset: Option<i64>,
+    /// Decoding stopped here: the next batch starts past the offset that should come next.
+    pub gap: Option<OffsetGap>,
+}
+
+/// Offsets missing between the position (or the end of the last batch) and the next batch.
+///
+/// Kafka's log below the high watermark has no holes except where compaction removed whole
+/// batches. Nisshi's memory engine has transient ones: it raises the high watermark before it
+/// stores the batch, so a fetch racing a produce can see a later batch and not the one before
+/// it. Reading on would lose that batch for good, so the decoder stops at a gap and the
+/// fetcher decides (`gaps`) whether it is a late batch or a real hole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OffsetGap {
+    /// The first offset that is missing.
+    pub missing_from: i64,
+    /// The base offset of the batch after the hole.
+    pub resumes_at: i64,
 }
 
 /// Read-committed filtering: the producers whose transactions in this range were aborted,
@@ -124,8 +141,9 @@ const LOG_APPEND_TIME: i16 = 0x08;
 /// Decodes the batches in `data` for one partition, keeping records at or after `from`.
 ///
 /// A batch cut short at the end of `data` is normal (the broker fills up to the byte limit)
-/// and ends decoding without error; the first bad batch is an error, after the records of the
-/// good batches before it have been kept in `decoded`.
+/// and ends decoding without error; so does a batch that starts past the next expected
+/// offset (`decoded.gap` says where). The first bad batch is an error, after the records of
+/// the good batches before it have been kept in `decoded`.
 pub fn decode(
     topic: &Arc<str>,
     partition: i32,
@@ -134,8 +152,18 @@ pub fn decode(
     aborted: &mut AbortedTransactions,
     decoded: &mut Decoded,
 ) -> Result<(), BatchError> {
+    // The offset the next batch must reach down to: a batch may start before the position
+    // (it is fetched whole), never after it.
+    let mut due = from;
     while data.len() >= LOG_OVERHEAD {
         let base_offset = (&data[..8]).get_i64();
+        if base_offset > due {
+            decoded.gap = Some(OffsetGap {
+                missing_from: due,
+                resumes_at: base_offset,
+            });
+            break;
+        }
         let fail = |reason: BatchFault| BatchError {
             offset: base_offset,
             reason,
@@ -190,6 +218,7 @@ pub fn decode(
                 // wholly before the position (a compressed batch is fetched whole)
                 || last_offset < from
         };
+        due = due.max(last_offset + 1);
         if skipped {
             decoded.next_offset = Some(last_offset + 1);
             continue;
@@ -470,7 +499,7 @@ mod tests {
     #[test]
     fn a_plain_batch_decodes_with_keys_values_headers_and_timestamps() {
         let data = encode::batch(100, 3, 0, -1, &three_records()).freeze();
-        let decoded = decode_all(data, 0).expect("decodes");
+        let decoded = decode_all(data, 100).expect("decodes");
         assert_eq!(decoded.next_offset, Some(103));
         let first = &decoded.records[0];
         assert_eq!((first.partition, first.offset), (3, 100));
@@ -495,6 +524,41 @@ mod tests {
             [4, 5]
         );
         assert_eq!(decoded.next_offset, Some(6));
+    }
+
+    #[test]
+    fn decoding_stops_at_a_hole_in_the_offsets_keeping_what_came_before() {
+        // Offsets 3-5 are missing: a batch stored late (Nisshi) or compacted away (Kafka).
+        let mut data = encode::batch(0, 3, 0, -1, &three_records());
+        data.extend_from_slice(&encode::batch(6, 3, 0, -1, &three_records()));
+        let decoded = decode_all(data.freeze(), 1).expect("decodes");
+        assert_eq!(
+            decoded.records.iter().map(|r| r.offset).collect::<Vec<_>>(),
+            [1, 2]
+        );
+        assert_eq!(decoded.next_offset, Some(3));
+        let gap = OffsetGap {
+            missing_from: 3,
+            resumes_at: 6,
+        };
+        assert_eq!(decoded.gap, Some(gap));
+    }
+
+    #[test]
+    fn an_answer_that_starts_past_the_position_delivers_nothing() {
+        let data = encode::batch(6, 3, 0, -1, &three_records()).freeze();
+        let decoded = decode_all(data, 3).expect("decodes");
+        assert!(decoded.records.is_empty());
+        assert_eq!(decoded.next_offset, None, "the position stays at the hole");
+        let gap = OffsetGap {
+            missing_from: 3,
+            resumes_at: 6,
+        };
+        assert_eq!(decoded.gap, Some(gap));
+        // Once the fetcher accepts the hole, it reads on from the batch after it.
+        let data = encode::batch(6, 3, 0, -1, &three_records()).freeze();
+        let decoded = decode_all(data, 6).expect("decodes");
+        assert_eq!((decoded.records.len(), decoded.gap), (3, None));
     }
 
     #[test]
@@ -532,7 +596,7 @@ mod tests {
             ),
         ] {
             let data = encode::batch(10, 3, attributes, -1, &section).freeze();
-            let decoded = decode_all(data, 0).expect("decodes");
+            let decoded = decode_all(data, 10).expect("decodes");
             assert_eq!(
                 offsets_and_values(&decoded),
                 BTreeMap::from([(10, b"v0".to_vec()), (11, b"v1".to_vec()), (12, Vec::new())]),

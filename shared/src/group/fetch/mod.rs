@@ -16,12 +16,13 @@ mod brokers;
 pub mod compression;
 
 mod budget;
+mod gaps;
 mod positions;
 mod session;
 
 pub use batch::{
-    AbortedTransactions, BatchError, BatchFault, ConsumerRecord, Decoded, RecordHeader, decode,
-    encode,
+    AbortedTransactions, BatchError, BatchFault, ConsumerRecord, Decoded, OffsetGap, RecordHeader,
+    decode, encode,
 };
 
 pub use budget::{BudgetShare, FetchBudget};

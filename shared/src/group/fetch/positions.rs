@@ -12,6 +12,7 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use super::gaps::GapWatch;
 use super::session::{BOOTSTRAP, METADATA_RETRY, PartitionState, Session};
 use super::{AssignedPartition, FetchItem, StartOffset, TopicPartition, brokers};
 use crate::backoff::{Backoff, BackoffPolicy};
@@ -78,6 +79,7 @@ impl Session {
                     token: self.next_token,
                     not_before: None,
                     stuck: false,
+                    gap_watch: GapWatch::default(),
                 },
             );
             assigned.push(AssignedPartition {

@@ -21,6 +21,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::budget::FetchBudget;
+use super::gaps::{GapVerdict, GapWatch};
 use super::positions::CONTROL_BACKOFF;
 use super::{
     AbortedTransactions, Command, ConsumerRecord, Decoded, FetchItem, FetchSettings,
@@ -52,6 +53,8 @@ pub(super) struct PartitionState {
     /// No fetch before this instant (a partition error's backoff, or a stuck batch's retry).
     pub(super) not_before: Option<Instant>,
     pub(super) stuck: bool,
+    /// The hole in the offsets this partition's reads are waiting at, if any.
+    pub(super) gap_watch: GapWatch,
 }
 
 /// What one Fetch asked for, to match the answer against the partitions' current state.
@@ -410,7 +413,23 @@ pub(super) fn deliver(
             if std::mem::take(&mut state.stuck) {
                 tracing::info!(%partition, offset = state.position, "the partition's batches decode again; reading on");
             }
-            state.not_before = None;
+            state.not_before = match decoded.gap {
+                None => {
+                    state.gap_watch.clear();
+                    None
+                }
+                Some(gap) => match state.gap_watch.judge(gap, Instant::now()) {
+                    GapVerdict::Wait(until) => {
+                        tracing::debug!(%partition, offset = gap.missing_from, next_batch = gap.resumes_at, "offsets missing below the high watermark; asking again");
+                        Some(until)
+                    }
+                    GapVerdict::ReadPast { from, to, waited } => {
+                        tracing::warn!(%partition, from, to, ?waited, "offsets are missing from the log (compacted away?); reading on after them");
+                        state.position = to;
+                        None
+                    }
+                },
+            };
         }
         Err(error) => {
             // Logged at most once a minute per partition: each retry logs once.
