@@ -236,3 +236,99 @@ fn report(committed: Vec<Ready>, answer: Result<Vec<CommitOutcome>, GroupError>)
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A batch of `partition` waiting in the queue, and the receiver its worker awaits.
+    fn wait(
+        waiting: &mut HashMap<TopicPartition, VecDeque<Waiting>>,
+        partition: &TopicPartition,
+        id: u64,
+        next_offset: i64,
+    ) -> Committed {
+        let (done, committed) = oneshot::channel();
+        waiting
+            .entry(partition.clone())
+            .or_default()
+            .push_back(Waiting {
+                id,
+                next_offset,
+                acknowledged: false,
+                done,
+            });
+        committed
+    }
+
+    fn offsets(ready: &[Ready]) -> Vec<(TopicPartition, i64)> {
+        ready
+            .iter()
+            .map(|r| (r.partition.clone(), r.next_offset))
+            .collect()
+    }
+
+    #[test]
+    fn a_later_batch_acknowledged_first_waits_for_the_one_before_it() {
+        let p0 = TopicPartition::new("orders", 0);
+        let (mut waiting, mut ready) = (HashMap::new(), Vec::new());
+        let _first = wait(&mut waiting, &p0, 0, 10);
+        let _second = wait(&mut waiting, &p0, 1, 20);
+        on_acknowledged(&mut waiting, &mut ready, p0.clone(), 1, Ok(()));
+        assert!(
+            ready.is_empty(),
+            "offset 20 would skip batch 0's unacknowledged outcomes"
+        );
+        on_acknowledged(&mut waiting, &mut ready, p0.clone(), 0, Ok(()));
+        assert_eq!(offsets(&ready), [(p0.clone(), 20)]);
+        assert_eq!(
+            ready[0].done.len(),
+            2,
+            "both batches are answered by that commit"
+        );
+        assert!(!waiting.contains_key(&p0));
+    }
+
+    #[test]
+    fn partitions_move_independently_and_a_waiting_entry_moves_on() {
+        let (p0, p1) = (
+            TopicPartition::new("orders", 0),
+            TopicPartition::new("orders", 1),
+        );
+        let (mut waiting, mut ready) = (HashMap::new(), Vec::new());
+        let _a = wait(&mut waiting, &p0, 0, 10);
+        let _b = wait(&mut waiting, &p1, 1, 7);
+        let _c = wait(&mut waiting, &p0, 2, 30);
+        on_acknowledged(&mut waiting, &mut ready, p1.clone(), 1, Ok(()));
+        on_acknowledged(&mut waiting, &mut ready, p0.clone(), 0, Ok(()));
+        on_acknowledged(&mut waiting, &mut ready, p0.clone(), 2, Ok(()));
+        // p0's entry, not yet sent, was moved from 10 to 30 instead of queueing two commits.
+        assert_eq!(offsets(&ready), [(p1, 7), (p0, 30)]);
+    }
+
+    #[test]
+    fn an_unacknowledged_outcome_fails_its_batch_and_every_later_one_of_the_partition() {
+        let (p0, p1) = (
+            TopicPartition::new("orders", 0),
+            TopicPartition::new("orders", 1),
+        );
+        let (mut waiting, mut ready) = (HashMap::new(), Vec::new());
+        let mut first = wait(&mut waiting, &p0, 0, 10);
+        let mut second = wait(&mut waiting, &p0, 1, 20);
+        let mut other = wait(&mut waiting, &p1, 2, 5);
+        on_acknowledged(
+            &mut waiting,
+            &mut ready,
+            p0.clone(),
+            0,
+            Err("broker down".into()),
+        );
+        assert!(ready.is_empty(), "nothing of the partition is committed");
+        assert_eq!(first.try_recv(), Ok(Err("broker down".to_owned())));
+        assert_eq!(second.try_recv(), Ok(Err("broker down".to_owned())));
+        assert!(
+            other.try_recv().is_err(),
+            "another partition's batch still waits"
+        );
+    }
+}
