@@ -185,6 +185,8 @@ impl DrivenConsumer {
                                     value: String::from_utf8_lossy(r.value.as_deref().unwrap_or_default()).into_owned(),
                                 })
                                 .collect(),
+                            // A stuck partition shows as its records not arriving.
+                            Some(Ok(ConsumerEvent::Stuck { .. })) => Vec::new(),
                         };
                         for item in observed {
                             let _ = events_tx.send(item);

@@ -193,7 +193,7 @@ async fn drive(
     mut stop: oneshot::Receiver<()>,
 ) -> Result<(), shared::group::GroupError> {
     loop {
-        // Noted by the consumer while it polls on; shown with the next event.
+        // Refreshed after every event, a stuck partition's own among them.
         let now_stuck = StuckPartition::list(consumer.stuck());
         stuck.send_if_modified(|shown| {
             let changed = *shown != now_stuck;
@@ -217,6 +217,7 @@ async fn drive(
                 tracing::info!(?partitions, "revoked");
                 continue;
             }
+            Some(Ok(ConsumerEvent::Stuck { .. })) => continue,
             Some(Err(e)) => Feed::Failed(e),
         };
         if feed.send(forwarded).await.is_err() {

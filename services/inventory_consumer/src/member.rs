@@ -238,8 +238,8 @@ async fn run_member(
     let mut revoked_lost = false;
     let mut first = true;
     let outcome: anyhow::Result<()> = loop {
-        // The consumer notes a stuck partition while it polls on; show it with the next event
-        // (no allocation while nothing is stuck).
+        // Refreshed after every event, a stuck partition's own among them (no allocation while
+        // nothing is stuck).
         let stuck = StuckPartition::list(consumer.stuck());
         view.send_if_modified(|v| {
             let changed = v.stuck != stuck;
@@ -322,6 +322,8 @@ async fn run_member(
                 }
                 view.send_modify(|v| v.partitions = numbers(&held));
             }
+            // Shown by the view's refresh at the top of the loop.
+            Some(Ok(ConsumerEvent::Stuck { .. })) => {}
             Some(Ok(ConsumerEvent::Records(batch))) => {
                 let partition = batch.partition.clone();
                 let Some(running) = workers.get(&partition) else {

@@ -85,6 +85,13 @@ pub enum ConsumerEvent {
         lost: bool,
     },
     Records(RecordBatch),
+    /// The partition's next batch does not decode: it is paused there and retried every
+    /// minute (its records resume, with no event of their own, once the batch decodes).
+    /// Returned at once, so a status page shows it while the other partitions are idle.
+    Stuck {
+        partition: TopicPartition,
+        error: BatchError,
+    },
 }
 
 pub struct GroupConsumer {
@@ -215,8 +222,8 @@ impl GroupConsumer {
                         return Some(Ok(ConsumerEvent::Records(RecordBatch { partition, records, high_watermark, budget: HeldBytes(Some(share)) })));
                     }
                     Some((partition, FetchItem::Stuck(error))) => {
-                        self.stuck.insert(partition, error);
-                        continue;
+                        self.stuck.insert(partition.clone(), error.clone());
+                        return Some(Ok(ConsumerEvent::Stuck { partition, error }));
                     }
                     Some((partition, FetchItem::Failed(e))) => {
                         self.stop_fetcher(&partition);

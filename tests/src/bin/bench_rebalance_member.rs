@@ -125,6 +125,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     }
                     println!("{}", serde_json::json!({ "assigned": gaps.held }));
                 }
+                Some(Ok(ConsumerEvent::Stuck { partition, error })) => {
+                    eprintln!("stuck {partition}: {error}");
+                }
             },
         }
     }
