@@ -2,13 +2,15 @@
 //! address (so every connection a client opens passes it), which answers chosen requests of
 //! chosen clients with frames no honest broker sends — a count far past the frame, a response
 //! cut short inside a well-formed frame, a length prefix past any client's maximum, a stream
-//! that ends mid-frame — and forwards everything else, so a client that survives the hostile
-//! answers then meets a real broker.
+//! that ends mid-frame, a Fetch answer with a hole in its offsets — and forwards everything
+//! else, so a client that survives the hostile answers then meets a real broker.
 //!
-//! Each planned answer is used once, by the first matching request. Only our own connections
-//! are targeted (their ApiVersions names the client software `streaming-kafka`); rskafka's,
-//! whose decoding is not ours to bound, pass untouched. The hostile frames are the broker's
-//! real answers, altered (`answers`).
+//! Each planned answer is used once, by the first matching request whose answer it can alter
+//! (a Fetch answer without a batch to remove passes, and the plan waits for the next), except
+//! a lasting hole, which alters every answer it can. Only our own connections are targeted
+//! (their ApiVersions names the client software `streaming-kafka`); rskafka's, whose decoding
+//! is not ours to bound, pass untouched. The hostile frames are the broker's real answers,
+//! altered (`answers`).
 
 use std::collections::VecDeque;
 use std::io::Read;
@@ -22,6 +24,9 @@ use tokio::net::{TcpListener, TcpStream};
 use crate::broker::{Storage, broker_args, broker_binary, free_port};
 
 mod answers;
+mod fetch_hole;
+
+pub use fetch_hole::RemovedBatch;
 
 const API_VERSIONS: i16 = 18;
 /// What our connection sends as ApiVersions' client software name.
@@ -39,6 +44,20 @@ pub enum Hostility {
     LengthPastMaximum,
     /// The real length prefix and half the answer, then the connection closes.
     CutOff,
+    /// A Fetch answer without the first batch of the first partition whose records hold two:
+    /// the hole Nisshi's memory engine shows while a batch it has counted is still being
+    /// stored. An answer with no such partition passes, and the plan waits for the next.
+    FirstBatchMissing,
+    /// Every Fetch answer without the batch at this base offset, for as long as the front
+    /// runs: a lasting hole, as compaction leaves. Never used up.
+    BatchMissing { base_offset: i64 },
+}
+
+impl Hostility {
+    /// Whether the plan stays after altering an answer.
+    fn lasting(self) -> bool {
+        matches!(self, Self::BatchMissing { .. })
+    }
 }
 
 /// A planned answer: the next `api_key` request of a client whose id starts with `client_prefix`.
@@ -49,13 +68,18 @@ struct Planned {
     hostility: Hostility,
 }
 
-/// What was done to whom, for tests to prove the hostility was real.
+/// What was done to whom, and when, for tests to prove the hostility was real: one per altered
+/// answer sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivered {
     pub client_id: String,
     pub api_key: i16,
     pub version: i16,
     pub hostility: Hostility,
+    /// The batches cut out of a Fetch answer.
+    pub removed: Vec<RemovedBatch>,
+    /// When the altered answer was sent on.
+    pub at: Instant,
 }
 
 #[derive(Default)]
@@ -65,12 +89,25 @@ struct Plan {
 }
 
 impl Plan {
-    fn take(&self, client_id: &str, api_key: i16) -> Option<Hostility> {
+    /// The first plan for this request; a lasting one stays planned.
+    fn take(&self, client_id: &str, api_key: i16) -> Option<Planned> {
         let mut planned = self.planned.lock().ok()?;
         let position = planned.iter().position(|p| {
             p.api_key == api_key && client_id.starts_with(p.client_prefix.as_str())
         })?;
-        planned.remove(position).map(|p| p.hostility)
+        if planned[position].hostility.lasting() {
+            return Some(planned[position].clone());
+        }
+        planned.remove(position)
+    }
+
+    /// Puts back a plan whose answer it could not alter, first in line again.
+    fn restore(&self, plan: Planned) {
+        if !plan.hostility.lasting()
+            && let Ok(mut planned) = self.planned.lock()
+        {
+            planned.push_front(plan);
+        }
     }
 }
 
@@ -173,7 +210,7 @@ impl HostileBroker {
         }
     }
 
-    /// Planned answers not sent yet.
+    /// Planned answers not sent yet (a lasting hole is always pending).
     pub fn pending(&self) -> usize {
         self.plan.planned.lock().map(|p| p.len()).unwrap_or(0)
     }
@@ -233,7 +270,8 @@ struct Waiting {
     correlation_id: i32,
     api_key: i16,
     version: i16,
-    hostility: Option<Hostility>,
+    client_id: String,
+    planned: Option<Planned>,
 }
 
 async fn serve(client: TcpStream, upstream: String, plan: Arc<Plan>) {
@@ -261,25 +299,18 @@ async fn serve(client: TcpStream, upstream: String, plan: Arc<Plan>) {
                 };
                 let ours =
                     *ours.get_or_insert_with(|| header.software.as_deref() == Some(OUR_SOFTWARE));
-                let hostility = if ours {
+                let planned = if ours {
                     plan.take(&header.client_id, header.api_key)
                 } else {
                     None
                 };
-                if let (Some(hostility), Ok(mut delivered)) = (hostility, plan.delivered.lock()) {
-                    delivered.push(Delivered {
-                        client_id: header.client_id.clone(),
-                        api_key: header.api_key,
-                        version: header.version,
-                        hostility,
-                    });
-                }
                 if let Ok(mut queue) = waiting.lock() {
                     queue.push_back(Waiting {
                         correlation_id: header.correlation_id,
                         api_key: header.api_key,
                         version: header.version,
-                        hostility,
+                        client_id: header.client_id,
+                        planned,
                     });
                 }
                 if broker_write.write_all(&frame).await.is_err() {
@@ -306,10 +337,29 @@ async fn serve(client: TcpStream, upstream: String, plan: Arc<Plan>) {
             let Some(request) = request else {
                 return;
             };
-            let (out, then_close) = match request.hostility {
-                None => (frame, false),
-                Some(hostility) => {
-                    answers::hostile(&frame, request.api_key, request.version, hostility)
+            let altered = request.planned.as_ref().and_then(|planned| {
+                answers::hostile(&frame, request.api_key, request.version, planned.hostility)
+            });
+            let (out, then_close) = match (altered, request.planned) {
+                (Some(altered), Some(planned)) => {
+                    if let Ok(mut delivered) = plan.delivered.lock() {
+                        delivered.push(Delivered {
+                            client_id: request.client_id,
+                            api_key: request.api_key,
+                            version: request.version,
+                            hostility: planned.hostility,
+                            removed: altered.removed,
+                            at: Instant::now(),
+                        });
+                    }
+                    (altered.frame, altered.then_close)
+                }
+                (_, planned) => {
+                    // Not alterable (a Fetch answer without the batch): the plan waits.
+                    if let Some(planned) = planned {
+                        plan.restore(planned);
+                    }
+                    (frame, false)
                 }
             };
             if client_write.write_all(&out).await.is_err() || then_close {

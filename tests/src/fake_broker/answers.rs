@@ -3,21 +3,34 @@
 //!
 //! Pure functions of bytes, no I/O and no plan: the front decides which answer to alter. The
 //! count replaced is the first array of the response, found with the response's shape from
-//! `shared::wire::shapes` rather than a decoder, since no decoder accepts what we write.
+//! `shared::wire::shapes` rather than a decoder, since no decoder accepts what we write; a
+//! batch missing from a Fetch answer is a well-formed answer, so that is `fetch_hole`'s.
 
 use shared::wire::{Kind, shapes};
 
+use super::fetch_hole::{self, Cut, RemovedBatch};
 use super::{API_VERSIONS, Hostility};
 
-/// The hostile frame that replaces `frame` (prefix included), and whether to close after it.
+const FETCH: i16 = 1;
+
+/// A hostile answer ready to send.
+pub(super) struct Altered {
+    pub(super) frame: Vec<u8>,
+    pub(super) then_close: bool,
+    /// The batches cut out of a Fetch answer.
+    pub(super) removed: Vec<RemovedBatch>,
+}
+
+/// The hostile frame that replaces `frame` (prefix included), or `None` when the answer has
+/// nothing the hostility can alter (a Fetch hole in an answer without the batch).
 pub(super) fn hostile(
     frame: &[u8],
     api_key: i16,
     version: i16,
     hostility: Hostility,
-) -> (Vec<u8>, bool) {
+) -> Option<Altered> {
     let body = &frame[4..];
-    match hostility {
+    let (frame, then_close) = match hostility {
         Hostility::OversizedCount => match oversized(body, api_key, version) {
             Some(altered) => (framed(&altered), false),
             // No array to inflate: cut the answer instead, so the plan still bites.
@@ -34,7 +47,31 @@ pub(super) fn hostile(
             (out, true)
         }
         Hostility::CutOff => (frame[..4 + body.len() / 2].to_vec(), true),
+        Hostility::FirstBatchMissing => {
+            return batch_missing(body, api_key, version, Cut::FirstOfTwo);
+        }
+        Hostility::BatchMissing { base_offset } => {
+            return batch_missing(body, api_key, version, Cut::BaseOffset(base_offset));
+        }
+    };
+    Some(Altered {
+        frame,
+        then_close,
+        removed: Vec::new(),
+    })
+}
+
+/// A Fetch answer with the batch `cut` names removed, if it holds that batch.
+fn batch_missing(body: &[u8], api_key: i16, version: i16, cut: Cut) -> Option<Altered> {
+    if api_key != FETCH {
+        return None;
     }
+    let (body, removed) = fetch_hole::remove_batch(body, version, cut)?;
+    Some(Altered {
+        frame: framed(&body),
+        then_close: false,
+        removed,
+    })
 }
 
 fn framed(body: &[u8]) -> Vec<u8> {
