@@ -2,14 +2,15 @@
 //! address (so every connection a client opens passes it), which answers chosen requests of
 //! chosen clients with frames no honest broker sends — a count far past the frame, a response
 //! cut short inside a well-formed frame, a length prefix past any client's maximum, a stream
-//! that ends mid-frame — and forwards everything else, so a client that survives the hostile
-//! answers then meets a real broker.
+//! that ends mid-frame, a Fetch answer with a hole in its offsets — and forwards everything
+//! else, so a client that survives the hostile answers then meets a real broker.
 //!
-//! Each planned answer is used once, by the first matching request. Only our own connections
-//! are targeted (their ApiVersions names the client software `streaming-kafka`); rskafka's,
-//! whose decoding is not ours to bound, pass untouched. The hostile frames are the broker's
-//! real answers, altered: the count replaced is the first array of the response, found with
-//! the response's shape from `shared::wire::shapes`.
+//! Each planned answer is used once, by the first matching request whose answer it can alter
+//! (a Fetch answer without a batch to remove passes, and the plan waits for the next), except
+//! a lasting hole, which alters every answer it can. Only our own connections are targeted
+//! (their ApiVersions names the client software `streaming-kafka`); rskafka's, whose decoding
+//! is not ours to bound, pass untouched. The hostile frames are the broker's real answers,
+//! altered (`answers`).
 
 use std::collections::VecDeque;
 use std::io::Read;
@@ -17,11 +18,15 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use shared::wire::{Kind, shapes};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::broker::{Storage, broker_args, broker_binary, free_port};
+
+mod answers;
+mod fetch_hole;
+
+pub use fetch_hole::RemovedBatch;
 
 const API_VERSIONS: i16 = 18;
 /// What our connection sends as ApiVersions' client software name.
@@ -39,6 +44,20 @@ pub enum Hostility {
     LengthPastMaximum,
     /// The real length prefix and half the answer, then the connection closes.
     CutOff,
+    /// A Fetch answer without the first batch of the first partition whose records hold two:
+    /// the hole Nisshi's memory engine shows while a batch it has counted is still being
+    /// stored. An answer with no such partition passes, and the plan waits for the next.
+    FirstBatchMissing,
+    /// Every Fetch answer without the batch at this base offset, for as long as the front
+    /// runs: a lasting hole, as compaction leaves. Never used up.
+    BatchMissing { base_offset: i64 },
+}
+
+impl Hostility {
+    /// Whether the plan stays after altering an answer.
+    fn lasting(self) -> bool {
+        matches!(self, Self::BatchMissing { .. })
+    }
 }
 
 /// A planned answer: the next `api_key` request of a client whose id starts with `client_prefix`.
@@ -49,13 +68,18 @@ struct Planned {
     hostility: Hostility,
 }
 
-/// What was done to whom, for tests to prove the hostility was real.
+/// What was done to whom, and when, for tests to prove the hostility was real: one per altered
+/// answer sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivered {
     pub client_id: String,
     pub api_key: i16,
     pub version: i16,
     pub hostility: Hostility,
+    /// The batches cut out of a Fetch answer.
+    pub removed: Vec<RemovedBatch>,
+    /// When the altered answer was sent on.
+    pub at: Instant,
 }
 
 #[derive(Default)]
@@ -65,12 +89,25 @@ struct Plan {
 }
 
 impl Plan {
-    fn take(&self, client_id: &str, api_key: i16) -> Option<Hostility> {
+    /// The first plan for this request; a lasting one stays planned.
+    fn take(&self, client_id: &str, api_key: i16) -> Option<Planned> {
         let mut planned = self.planned.lock().ok()?;
         let position = planned.iter().position(|p| {
             p.api_key == api_key && client_id.starts_with(p.client_prefix.as_str())
         })?;
-        planned.remove(position).map(|p| p.hostility)
+        if planned[position].hostility.lasting() {
+            return Some(planned[position].clone());
+        }
+        planned.remove(position)
+    }
+
+    /// Puts back a plan whose answer it could not alter, first in line again.
+    fn restore(&self, plan: Planned) {
+        if !plan.hostility.lasting()
+            && let Ok(mut planned) = self.planned.lock()
+        {
+            planned.push_front(plan);
+        }
     }
 }
 
@@ -173,7 +210,7 @@ impl HostileBroker {
         }
     }
 
-    /// Planned answers not sent yet.
+    /// Planned answers not sent yet (a lasting hole is always pending).
     pub fn pending(&self) -> usize {
         self.plan.planned.lock().map(|p| p.len()).unwrap_or(0)
     }
@@ -233,7 +270,8 @@ struct Waiting {
     correlation_id: i32,
     api_key: i16,
     version: i16,
-    hostility: Option<Hostility>,
+    client_id: String,
+    planned: Option<Planned>,
 }
 
 async fn serve(client: TcpStream, upstream: String, plan: Arc<Plan>) {
@@ -261,25 +299,18 @@ async fn serve(client: TcpStream, upstream: String, plan: Arc<Plan>) {
                 };
                 let ours =
                     *ours.get_or_insert_with(|| header.software.as_deref() == Some(OUR_SOFTWARE));
-                let hostility = if ours {
+                let planned = if ours {
                     plan.take(&header.client_id, header.api_key)
                 } else {
                     None
                 };
-                if let (Some(hostility), Ok(mut delivered)) = (hostility, plan.delivered.lock()) {
-                    delivered.push(Delivered {
-                        client_id: header.client_id.clone(),
-                        api_key: header.api_key,
-                        version: header.version,
-                        hostility,
-                    });
-                }
                 if let Ok(mut queue) = waiting.lock() {
                     queue.push_back(Waiting {
                         correlation_id: header.correlation_id,
                         api_key: header.api_key,
                         version: header.version,
-                        hostility,
+                        client_id: header.client_id,
+                        planned,
                     });
                 }
                 if broker_write.write_all(&frame).await.is_err() {
@@ -306,9 +337,30 @@ async fn serve(client: TcpStream, upstream: String, plan: Arc<Plan>) {
             let Some(request) = request else {
                 return;
             };
-            let (out, then_close) = match request.hostility {
-                None => (frame, false),
-                Some(hostility) => hostile(&frame, &request, hostility),
+            let altered = request.planned.as_ref().and_then(|planned| {
+                answers::hostile(&frame, request.api_key, request.version, planned.hostility)
+            });
+            let (out, then_close) = match (altered, request.planned) {
+                (Some(altered), Some(planned)) => {
+                    if let Ok(mut delivered) = plan.delivered.lock() {
+                        delivered.push(Delivered {
+                            client_id: request.client_id,
+                            api_key: request.api_key,
+                            version: request.version,
+                            hostility: planned.hostility,
+                            removed: altered.removed,
+                            at: Instant::now(),
+                        });
+                    }
+                    (altered.frame, altered.then_close)
+                }
+                (_, planned) => {
+                    // Not alterable (a Fetch answer without the batch): the plan waits.
+                    if let Some(planned) = planned {
+                        plan.restore(planned);
+                    }
+                    (frame, false)
+                }
             };
             if client_write.write_all(&out).await.is_err() || then_close {
                 let _ = client_write.flush().await;
@@ -320,101 +372,6 @@ async fn serve(client: TcpStream, upstream: String, plan: Arc<Plan>) {
         () = requests => {}
         () = answers => {}
     }
-}
-
-/// The hostile frame that replaces `frame` (prefix included), and whether to close after it.
-fn hostile(frame: &[u8], request: &Waiting, hostility: Hostility) -> (Vec<u8>, bool) {
-    let body = &frame[4..];
-    match hostility {
-        Hostility::OversizedCount => match oversized(body, request.api_key, request.version) {
-            Some(altered) => (framed(&altered), false),
-            // No array to inflate: cut the answer instead, so the plan still bites.
-            None => (framed(&body[..body.len() / 2]), false),
-        },
-        Hostility::TruncatedBody => {
-            let keep = header_length(request.api_key, request.version) + 1;
-            let cut = keep.max(body.len() / 2).min(body.len().saturating_sub(1));
-            (framed(&body[..cut]), false)
-        }
-        Hostility::LengthPastMaximum => {
-            let mut out = i32::MAX.to_be_bytes().to_vec();
-            out.extend_from_slice(&body[..body.len().min(16)]);
-            (out, true)
-        }
-        Hostility::CutOff => (frame[..4 + body.len() / 2].to_vec(), true),
-    }
-}
-
-fn framed(body: &[u8]) -> Vec<u8> {
-    let mut out = (body.len() as i32).to_be_bytes().to_vec();
-    out.extend_from_slice(body);
-    out
-}
-
-/// The response header's length as real brokers write it: the correlation id, plus an empty
-/// tagged-field section in flexible versions (ApiVersions' header is always v0).
-fn header_length(api_key: i16, version: i16) -> usize {
-    let flexible = api_key != API_VERSIONS
-        && shapes::response(api_key).is_some_and(|s| version >= s.flexible_from);
-    4 + usize::from(flexible)
-}
-
-/// `body` with the count of the response's first top-level array replaced by a huge one.
-fn oversized(body: &[u8], api_key: i16, version: i16) -> Option<Vec<u8>> {
-    let shape = shapes::response(api_key)?;
-    let compact = version >= shape.flexible_from;
-    let mut at = header_length(api_key, version);
-    for field in shape.fields {
-        if field.tag.is_some() || !(field.min..=field.max).contains(&version) {
-            continue;
-        }
-        match field.kind {
-            Kind::Fixed(width) => at += width,
-            Kind::Str | Kind::Bytes => at += prefixed_length(body, at, compact, field.kind)?,
-            Kind::Array(_) | Kind::Structs(_) => {
-                let mut altered = body[..at].to_vec();
-                if compact {
-                    let count_length = varint_length(body, at)?;
-                    altered.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0x0f]);
-                    altered.extend_from_slice(body.get(at + count_length..)?);
-                } else {
-                    altered.extend_from_slice(&i32::MAX.to_be_bytes());
-                    altered.extend_from_slice(body.get(at + 4..)?);
-                }
-                return Some(altered);
-            }
-            Kind::Struct(_) | Kind::OptionalStruct(_) => return None,
-        }
-    }
-    None
-}
-
-/// The bytes a string or bytes field takes at `at`, its length prefix included.
-fn prefixed_length(body: &[u8], at: usize, compact: bool, kind: Kind) -> Option<usize> {
-    if compact {
-        let prefix = varint_length(body, at)?;
-        let mut value = 0usize;
-        for (i, byte) in body.get(at..at + prefix)?.iter().enumerate() {
-            value |= usize::from(byte & 0x7f) << (7 * i);
-        }
-        return Some(prefix + value.saturating_sub(1));
-    }
-    let width = if matches!(kind, Kind::Str) { 2 } else { 4 };
-    let bytes = body.get(at..at + width)?;
-    let length = if width == 2 {
-        i64::from(i16::from_be_bytes([bytes[0], bytes[1]]))
-    } else {
-        i64::from(i32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]))
-    };
-    Some(width + usize::try_from(length.max(0)).ok()?)
-}
-
-fn varint_length(body: &[u8], at: usize) -> Option<usize> {
-    let tail = body.get(at..)?;
-    tail.iter()
-        .take(5)
-        .position(|b| b & 0x80 == 0)
-        .map(|p| p + 1)
 }
 
 /// A whole frame, its 4-byte length prefix included.
