@@ -2,17 +2,21 @@
 # End-to-end latency benchmark, one broker: orders produced at a steady rate, decided by an
 # inventory consumer, and the time from an order's `created_at` to its outcome's
 # `processed_at` (the dashboard's latency) at each rate. Ours: producer-order +
-# inventory-consumer (+ analytics-consumer running, for its memory). Peer: the same work in
-# Python with confluent-kafka (scripts/order-peer.py paced as our steady mode,
-# scripts/inventory-peer.py deciding, producing the outcome and committing after the flush).
-# Both are read back and measured by scripts/latency-reader.py.
+# inventory-consumer + analytics-consumer (reading both topics, as in the playground). Peer: the
+# same work in Python with confluent-kafka (scripts/order-peer.py paced as our steady mode,
+# scripts/inventory-peer.py deciding, producing the outcome and committing after the flush,
+# scripts/analytics-peer.py counting both topics with our analytics consumer's fetch settings),
+# so both pipelines put the same readers on the broker. Both are read back and measured by
+# scripts/latency-reader.py.
 #
 #   scripts/bench-latency.sh [options] [SECONDS_PER_RATE] [RATE ...]   default: 20 1000 10000
 #
-#   --fetch-wait-ms N    the broker-side fetch wait given to both pipelines: our consumers'
+#   --fetch-wait-ms N    the broker-side fetch wait given to both inventory consumers: ours'
 #                        FETCH_MAX_WAIT_MS, librdkafka's fetch.wait.max.ms (default: the
 #                        environment's FETCH_MAX_WAIT_MS, else our consumer's effective value)
 #   --fetch-min-bytes N  the same for FETCH_MIN_BYTES / fetch.min.bytes
+#                        (the analytics consumers both take our analytics consumer's effective
+#                        values, from its env file)
 #   --runs N             runs per rate, ours and the peer alternating (default 3); the table
 #                        shows the median latency and the highest peak RSS over the runs
 #
@@ -52,7 +56,7 @@ release_binaries producer_order inventory_consumer analytics_consumer
 # The wait both pipelines get: given, or what our inventory consumer would use by itself
 # (its env file and defaults), so the peer is configured to match ours, not the reverse.
 effective_setting() {
-  "$TARGET/inventory-consumer" --check-config 2>/dev/null | sed -n "s/^$1=\([0-9]*\).*/\1/p" | head -n 1
+  "$TARGET/${2:-inventory-consumer}" --check-config 2>/dev/null | sed -n "s/^$1=\([0-9]*\).*/\1/p" | head -n 1
 }
 if [[ -z "$fetch_wait_ms" ]]; then
   fetch_wait_ms=$(effective_setting FETCH_MAX_WAIT_MS)
@@ -65,7 +69,11 @@ if [[ -z "$fetch_min_bytes" ]]; then
 fi
 need_count --fetch-wait-ms "$fetch_wait_ms"
 need_count --fetch-min-bytes "$fetch_min_bytes" 1
-log "fetch wait ${fetch_wait_ms} ms, fetch min bytes ${fetch_min_bytes}, ${runs} run(s) per rate, ${SECONDS_PER_RATE} s each"
+analytics_wait_ms=$(effective_setting FETCH_MAX_WAIT_MS analytics-consumer)
+analytics_min_bytes=$(effective_setting FETCH_MIN_BYTES analytics-consumer)
+need_count "analytics' FETCH_MAX_WAIT_MS" "${analytics_wait_ms:-}"
+need_count "analytics' FETCH_MIN_BYTES" "${analytics_min_bytes:-}" 1
+log "inventory: fetch wait ${fetch_wait_ms} ms, min bytes ${fetch_min_bytes}; analytics: ${analytics_wait_ms} ms, ${analytics_min_bytes}; ${runs} run(s) per rate, ${SECONDS_PER_RATE} s each"
 
 WORK=$(mktemp -d)
 stop_started_on_exit 'rm -rf "$WORK"'
@@ -80,10 +88,9 @@ FETCH_ENV=(FETCH_MAX_WAIT_MS="$fetch_wait_ms" FETCH_MIN_BYTES="$fetch_min_bytes"
 ours() {
   local rate=$1 total=$(( $1 * SECONDS_PER_RATE )) run="ours-$1-$2-$$"
   local env=(BOOTSTRAP_SERVERS="$BOOTSTRAP" ORDER_TOPIC="$run-orders" INVENTORY_TOPIC="$run-outcomes"
-             DLQ_TOPIC="$run-dlq" STATE_TOPIC="$run-state" RUST_LOG=warn CREATE_TOPICS=1 TOPIC_PARTITIONS=6
-             "${FETCH_ENV[@]}")
+             DLQ_TOPIC="$run-dlq" STATE_TOPIC="$run-state" RUST_LOG=warn CREATE_TOPICS=1 TOPIC_PARTITIONS=6)
   "$PYTHON" scripts/topic-tool.py create "$BOOTSTRAP" 6 "$run-orders"
-  env "${env[@]}" GROUP_ID="$run" FAIL_RATE=0 THROTTLE_MS=0 "$TARGET/inventory-consumer" &
+  env "${env[@]}" "${FETCH_ENV[@]}" GROUP_ID="$run" FAIL_RATE=0 THROTTLE_MS=0 "$TARGET/inventory-consumer" &
   local inventory=$!; track_pid "$inventory"
   env "${env[@]}" GROUP_ID="$run-analytics" GROUP_INSTANCE_ID="$run" HTTP_HOST=127.0.0.1 HTTP_PORT="$(free_port)" \
     "$TARGET/analytics-consumer" >/dev/null 2>&1 &
@@ -97,7 +104,7 @@ ours() {
   stop_pid "$inventory"; stop_pid "$analytics"
 }
 
-# peer prints "p50 p99 measured producer_kib inventory_kib".
+# peer prints "p50 p99 measured producer_kib inventory_kib analytics_kib".
 peer() {
   local rate=$1 total=$(( $1 * SECONDS_PER_RATE )) run="peer-$1-$2-$$"
   "$PYTHON" scripts/topic-tool.py create "$BOOTSTRAP" 6 "$run-orders" "$run-outcomes"
@@ -105,12 +112,16 @@ peer() {
   "$PYTHON" scripts/inventory-peer.py "$BOOTSTRAP" "$run-orders" "$run-outcomes" "$run" "$total" 0.01 \
     --fetch-wait-ms "$fetch_wait_ms" > "$WORK/peer-inventory.out" &
   local consumer=$!; track_pid "$consumer"
+  "$PYTHON" scripts/analytics-peer.py "$BOOTSTRAP" "$run-orders" "$run-outcomes" "$total" \
+    --fetch-wait-ms "$analytics_wait_ms" --fetch-min-bytes "$analytics_min_bytes" > "$WORK/peer-analytics.out" &
+  local analytics=$!; track_pid "$analytics"
   "$PYTHON" scripts/topic-tool.py wait-group "$BOOTSTRAP" "$run" 1 120 >/dev/null
   local produced
   produced=$("$PYTHON" scripts/order-peer.py "$BOOTSTRAP" "$run-orders" "$total" --rate "$rate")
   wait "$consumer" || die "the Python inventory peer failed at $rate orders/s"
   local figures; figures=$("$PYTHON" scripts/latency-reader.py "$BOOTSTRAP" "$run-outcomes" "$total")
-  echo "$figures $(python3 -c 'import json, sys; print(json.loads(sys.argv[1])["peak_rss_kib"])' "$produced") $(awk '{ print $2 }' "$WORK/peer-inventory.out")"
+  wait "$analytics" || die "the Python analytics peer failed at $rate orders/s"
+  echo "$figures $(python3 -c 'import json, sys; print(json.loads(sys.argv[1])["peak_rss_kib"])' "$produced") $(awk '{ print $2 }' "$WORK/peer-inventory.out") $(awk '{ print $2 }' "$WORK/peer-analytics.out")"
 }
 
 # met OURS PEER [BOUND]: yes when ours <= the peer's and, with BOUND, ours <= BOUND.
@@ -122,7 +133,7 @@ met() {
 
 rows=()
 for rate in "${RATES[@]}"; do
-  o50=() o99=() on=0 op=() oi=() oa=() p50=() p99=() pn=0 pp=() pi=()
+  o50=() o99=() on=0 op=() oi=() oa=() p50=() p99=() pn=0 pp=() pi=() pa=()
   for (( run = 1; run <= runs; run++ )); do
     log "rate $rate, run $run of $runs: ours"
     ours "$rate" "$run" > "$WORK/figures"
@@ -130,8 +141,8 @@ for rate in "${RATES[@]}"; do
     o50+=("$a"); o99+=("$b"); on=$(( on + n )); op+=("$prod"); oi+=("$inv"); oa+=("$ana")
     log "rate $rate, run $run of $runs: peer"
     peer "$rate" "$run" > "$WORK/figures"
-    read -r a b n prod inv < "$WORK/figures"
-    p50+=("$a"); p99+=("$b"); pn=$(( pn + n )); pp+=("$prod"); pi+=("$inv")
+    read -r a b n prod inv ana < "$WORK/figures"
+    p50+=("$a"); p99+=("$b"); pn=$(( pn + n )); pp+=("$prod"); pi+=("$inv"); pa+=("$ana")
   done
   ours_p50=$(median "${o50[@]}") ours_p99=$(median "${o99[@]}")
   peer_p50=$(median "${p50[@]}") peer_p99=$(median "${p99[@]}")
@@ -150,7 +161,7 @@ for rate in "${RATES[@]}"; do
     case $service in
       producer) ours_kib=$(maximum "${op[@]}") peer_kib=$(maximum "${pp[@]}") ;;
       inventory) ours_kib=$(maximum "${oi[@]}") peer_kib=$(maximum "${pi[@]}") ;;
-      analytics) ours_kib=$(maximum "${oa[@]}") peer_kib="" ;;
+      analytics) ours_kib=$(maximum "${oa[@]}") peer_kib=$(maximum "${pa[@]}") ;;
     esac
     rows+=("| $rate | peak RSS $service (MiB) | $(mib "$ours_kib") | $( [[ -n "$peer_kib" ]] && mib "$peer_kib" || echo "(none in the peer pipeline)") | ${rss_target:+<= $rss_target} | $( [[ -n "$rss_target" ]] && verdict "$(mib "$ours_kib")" "<=" "$rss_target" || echo "-") |")
     [[ $rate == "${RATES[-1]}" ]] && result "rss_${service}_ours" "$(mib "$ours_kib")"
@@ -161,8 +172,8 @@ done
 
 echo
 echo "End-to-end latency (order created_at -> outcome processed_at), 6 partitions, ${SECONDS_PER_RATE} s per run,"
-echo "median of $runs run(s) per rate (ours and the peer alternating), fetch wait ${fetch_wait_ms} ms and"
-echo "fetch min bytes ${fetch_min_bytes} for both, $(nproc) cores, $(date -u +%F)"
+echo "median of $runs run(s) per rate (ours and the peer alternating); both inventory consumers: fetch wait"
+echo "${fetch_wait_ms} ms, min bytes ${fetch_min_bytes}; both analytics consumers: ${analytics_wait_ms} ms, ${analytics_min_bytes}; $(nproc) cores, $(date -u +%F)"
 echo
 echo "| rate (orders/s) | measure | ours | Python peer | target | met |"
 echo "|---|---|---|---|---|---|"
