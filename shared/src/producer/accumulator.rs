@@ -1,15 +1,12 @@
-//! The producer's one owner of mutable state: open batches, batches ready to send, requests in
-//! flight per partition, each partition's next sequence and connection, and the producer id.
-//!
-//! It must not wait on the network itself: encoding, connecting and InitProducerId run as
-//! spawned work that reports back as an [`Event`], and answers arrive as futures it polls, so
-//! one slow partition never holds up another. The choice a reader may question: after any
-//! failed attempt the partition's connection is closed and every request still on it is
-//! resent, in sequence order, once all of them have come back — one rule for lost answers,
-//! time-outs and error codes, which keeps a partition in order with up to five requests in
-//! flight. With idempotence the broker recognises the resent batches it already wrote.
+//! The producer's one owner of mutable state: per partition its batches, sequence and leader;
+//! per broker its connection and requests in flight; the producer id. It must not wait on the
+//! network: connecting, lookups, encoding and InitProducerId are spawned and report an [`Event`].
+//! The choice a reader may question: a failed attempt closes its broker's connection and every
+//! request on it, for every partition it leads, is resent in sequence order once all are back:
+//! failures are rare and mostly broker-wide (leader moves), and idempotence dedupes the resends.
 
 mod answers;
+mod broker;
 mod dispatch;
 
 use std::pin::Pin;
@@ -26,9 +23,10 @@ use crate::settings::ConnectionSettings;
 
 use super::batch::{self, ProducerIdentity};
 use super::identity::IdentityRequest;
-use super::partition::{Encoded, Link, MAX_BACKOFF, OpenBatch, PartitionState, SealedBatch};
+use super::partition::{Encoded, MAX_BACKOFF, OpenBatch, PartitionState, SealedBatch};
 use super::pipeline::{Answer, Pipeline};
 use super::{Counters, Message, ProducerConfig, Queued};
+use broker::BrokerLink;
 
 /// Spawned work reporting back.
 enum Event {
@@ -38,13 +36,22 @@ enum Event {
         result: Result<BytesMut, String>,
     },
     Connected {
-        partition: usize,
-        result: Result<(Pipeline, String), String>,
+        broker: usize,
+        result: Result<Pipeline, String>,
     },
+    Leaders(Result<Vec<String>, String>),
     Identity(Result<ProducerIdentity, String>),
 }
 
-type AnswerFuture = Pin<Box<dyn Future<Output = (usize, u64, Answer)> + Send>>;
+/// One Produce request's outcome: which broker and connection it went on, and for each batch in
+/// it (partition index, batch id) the partition's answer.
+struct Answered {
+    broker: usize,
+    generation: u64,
+    batches: Vec<(usize, u64, Answer)>,
+}
+
+type AnswerFuture = Pin<Box<dyn Future<Output = Answered> + Send>>;
 
 /// The producer id this producer writes with.
 enum IdentityState {
@@ -64,6 +71,8 @@ pub(super) struct Accumulator {
     config: ProducerConfig,
     counters: Arc<Counters>,
     partitions: Vec<PartitionState>,
+    brokers: Vec<BrokerLink>,
+    looking_up_leaders: bool,
     identity: IdentityState,
     next_batch_id: u64,
     flushes: Vec<oneshot::Sender<()>>,
@@ -82,11 +91,7 @@ impl Accumulator {
         receiver: mpsc::Receiver<Message>,
     ) {
         let (events, event_receiver) = mpsc::unbounded_channel();
-        let partitions = leaders
-            .into_iter()
-            .map(|leader| PartitionState::new(leader, config.retry_backoff))
-            .collect();
-        let accumulator = Self {
+        let mut accumulator = Self {
             settings,
             topic,
             identity: match identity {
@@ -95,12 +100,19 @@ impl Accumulator {
             },
             config,
             counters,
-            partitions,
+            partitions: Vec::with_capacity(leaders.len()),
+            brokers: Vec::new(),
+            looking_up_leaders: false,
             next_batch_id: 0,
             flushes: Vec::new(),
             events,
             answers: FuturesUnordered::new(),
         };
+        for address in &leaders {
+            let broker = accumulator.broker_at(address);
+            let partition = PartitionState::new(broker, accumulator.config.retry_backoff);
+            accumulator.partitions.push(partition);
+        }
         tokio::spawn(accumulator.run(receiver, event_receiver));
     }
 
@@ -129,8 +141,8 @@ impl Accumulator {
                     }
                 },
                 Some(event) = events.recv() => self.on_event(event),
-                Some((partition, id, answer)) = self.answers.next(), if !self.answers.is_empty() => {
-                    self.on_answer(partition, id, answer);
+                Some(answered) = self.answers.next(), if !self.answers.is_empty() => {
+                    self.on_answer(answered);
                 }
                 () = sleep_until(wake) => self.close_lingered_batches(),
             }
@@ -304,24 +316,8 @@ impl Accumulator {
                     Err(reason) => Encoded::Failed(format!("encoding the batch: {reason}")),
                 };
             }
-            Event::Connected { partition, result } => {
-                let Some(state) = self.partitions.get_mut(partition) else {
-                    return;
-                };
-                match result {
-                    Ok((pipeline, leader)) => {
-                        state.link = Link::Up(pipeline);
-                        state.leader = leader;
-                        state.leader_stale = false;
-                    }
-                    Err(reason) => {
-                        state.link = Link::Down;
-                        state.leader_stale = true;
-                        let backoff = state.back_off();
-                        tracing::warn!(topic = %self.topic, partition, %reason, ?backoff, "cannot reach the partition leader; retrying");
-                    }
-                }
-            }
+            Event::Connected { broker, result } => self.on_connected(broker, result),
+            Event::Leaders(result) => self.on_leaders(result),
             Event::Identity(result) => match result {
                 Ok(identity) => {
                     tracing::info!(topic = %self.topic, producer_id = identity.id, epoch = identity.epoch, "producer identity; sequences restart at 0");
