@@ -15,8 +15,8 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use bytes::BytesMut;
-use futures::StreamExt;
 use futures::stream::FuturesUnordered;
+use futures::{FutureExt, StreamExt};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::settings::ConnectionSettings;
@@ -27,6 +27,9 @@ use super::partition::{Encoded, MAX_BACKOFF, OpenBatch, PartitionState, SealedBa
 use super::pipeline::{Answer, Pipeline};
 use super::{Counters, Message, ProducerConfig, Queued};
 use broker::BrokerLink;
+
+/// Messages, events or answers already waiting that are handled together before one dispatch.
+const HANDLED_AT_ONCE: usize = 256;
 
 /// Spawned work reporting back.
 enum Event {
@@ -124,25 +127,36 @@ impl Accumulator {
         let mut closed = false;
         loop {
             let wake = self.next_wake();
+            // Whatever else has already arrived is handled too before one dispatch: each
+            // dispatch scans every partition, and batches ready together share a request.
             tokio::select! {
-                message = receiver.recv(), if !closed => match message {
-                    Some(Message::Records(records)) => {
-                        for queued in records {
-                            self.add(queued);
+                message = receiver.recv(), if !closed => {
+                    closed = self.on_message(message);
+                    for _ in 0..HANDLED_AT_ONCE {
+                        match receiver.try_recv() {
+                            Ok(message) if !closed => closed = self.on_message(Some(message)),
+                            Err(mpsc::error::TryRecvError::Disconnected) if !closed => {
+                                closed = self.on_message(None);
+                            }
+                            _ => break,
                         }
                     }
-                    Some(Message::Flush(done)) => {
-                        self.flushes.push(done);
-                        self.close_all_batches();
+                }
+                Some(event) = events.recv() => {
+                    self.on_event(event);
+                    for _ in 0..HANDLED_AT_ONCE {
+                        let Ok(event) = events.try_recv() else { break };
+                        self.on_event(event);
                     }
-                    None => {
-                        closed = true;
-                        self.close_all_batches();
-                    }
-                },
-                Some(event) = events.recv() => self.on_event(event),
+                }
                 Some(answered) = self.answers.next(), if !self.answers.is_empty() => {
                     self.on_answer(answered);
+                    for _ in 0..HANDLED_AT_ONCE {
+                        let Some(Some(answered)) = self.answers.next().now_or_never() else {
+                            break;
+                        };
+                        self.on_answer(answered);
+                    }
                 }
                 () = sleep_until(wake) => self.close_lingered_batches(),
             }
@@ -154,6 +168,27 @@ impl Accumulator {
                 if closed {
                     return;
                 }
+            }
+        }
+    }
+
+    /// Takes in one hand-over from the producer; `true` once the producer is gone.
+    fn on_message(&mut self, message: Option<Message>) -> bool {
+        match message {
+            Some(Message::Records(records)) => {
+                for queued in records {
+                    self.add(queued);
+                }
+                false
+            }
+            Some(Message::Flush(done)) => {
+                self.flushes.push(done);
+                self.close_all_batches();
+                false
+            }
+            None => {
+                self.close_all_batches();
+                true
             }
         }
     }
