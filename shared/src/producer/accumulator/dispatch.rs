@@ -284,6 +284,17 @@ mod tests {
             .collect()
     }
 
+    /// One request's drain on connection `link` with the test identity.
+    fn next(
+        states: &mut [PartitionState],
+        link: (usize, u64),
+        start: &mut usize,
+        limit: usize,
+        failed: &mut Vec<(usize, SealedBatch, String)>,
+    ) -> Drained {
+        drain(states, link, start, limit, IDENTITY, failed)
+    }
+
     fn partitions_in(request: &Drained) -> Vec<i32> {
         request
             .batches
@@ -296,9 +307,9 @@ mod tests {
     fn a_request_takes_one_batch_from_each_partition_the_broker_leads_in_sequence_order() {
         let mut states = partitions(&[0, 1, 0, 0], &[100, 100]);
         let (mut start, mut failed) = (0, Vec::new());
-        let first = drain(&mut states, (0, 1), &mut start, 5, IDENTITY, &mut failed);
+        let first = next(&mut states, (0, 1), &mut start, 5, &mut failed);
         assert_eq!(partitions_in(&first), [0, 2, 3]);
-        let second = drain(&mut states, (0, 1), &mut start, 5, IDENTITY, &mut failed);
+        let second = next(&mut states, (0, 1), &mut start, 5, &mut failed);
         assert_eq!(partitions_in(&second), [0, 2, 3]);
         for index in [0, 2, 3] {
             let sequences: Vec<_> = states[index]
@@ -309,7 +320,7 @@ mod tests {
             assert_eq!(sequences, [Some(0), Some(3)], "partition {index}");
         }
         assert_eq!(states[1].in_flight.len(), 0, "led by another broker");
-        let third = drain(&mut states, (0, 1), &mut start, 5, IDENTITY, &mut failed);
+        let third = next(&mut states, (0, 1), &mut start, 5, &mut failed);
         assert!(third.batches.is_empty());
     }
 
@@ -320,7 +331,7 @@ mod tests {
         let (mut start, mut failed) = (0, Vec::new());
         let mut order = Vec::new();
         for _ in 0..6 {
-            let request = drain(&mut states, (0, 1), &mut start, 5, IDENTITY, &mut failed);
+            let request = next(&mut states, (0, 1), &mut start, 5, &mut failed);
             assert_eq!(request.batches.len(), 1, "two would pass the cap");
             order.extend(partitions_in(&request));
         }
@@ -332,7 +343,7 @@ mod tests {
     fn a_batch_larger_than_the_cap_still_goes_alone() {
         let mut states = partitions(&[0], &[REQUEST_MAX_BYTES + 1]);
         let (mut start, mut failed) = (0, Vec::new());
-        let request = drain(&mut states, (0, 1), &mut start, 5, IDENTITY, &mut failed);
+        let request = next(&mut states, (0, 1), &mut start, 5, &mut failed);
         assert_eq!(partitions_in(&request), [0]);
     }
 
@@ -342,36 +353,15 @@ mod tests {
         let (mut start, mut failed) = (0, Vec::new());
         let limit = 2;
         for _ in 0..2 {
-            drain(
-                &mut states,
-                (0, 1),
-                &mut start,
-                limit,
-                IDENTITY,
-                &mut failed,
-            );
+            next(&mut states, (0, 1), &mut start, limit, &mut failed);
         }
-        let full = drain(
-            &mut states,
-            (0, 1),
-            &mut start,
-            limit,
-            IDENTITY,
-            &mut failed,
-        );
+        let full = next(&mut states, (0, 1), &mut start, limit, &mut failed);
         assert!(full.batches.is_empty(), "both partitions have 2 in flight");
         // One answer came back for partition 1; the connection was replaced (generation 2)
         // while partition 1 still has a batch on the old one.
         states[1].in_flight.pop_front();
         states[0].in_flight.clear();
-        let request = drain(
-            &mut states,
-            (0, 2),
-            &mut start,
-            limit,
-            IDENTITY,
-            &mut failed,
-        );
+        let request = next(&mut states, (0, 2), &mut start, limit, &mut failed);
         assert_eq!(partitions_in(&request), [0]);
     }
 
@@ -380,7 +370,7 @@ mod tests {
         let mut states = partitions(&[0], &[100, 100]);
         states[0].ready[0].data = Encoded::Failed("too odd".into());
         let (mut start, mut failed) = (0, Vec::new());
-        let request = drain(&mut states, (0, 1), &mut start, 5, IDENTITY, &mut failed);
+        let request = next(&mut states, (0, 1), &mut start, 5, &mut failed);
         assert_eq!(failed.len(), 1);
         assert_eq!(request.sent, [(0, 2)]);
         assert_eq!(states[0].in_flight[0].base_sequence, Some(0));

@@ -136,19 +136,17 @@ fn put_unsigned_varint(buffer: &mut BytesMut, mut value: u64) {
 mod tests {
     use super::*;
 
+    const TOPIC: &str = "orders";
+    const CLIENT_ID: &str = "producer-order";
+
     /// What kafka-protocol's encoder writes for the whole request, batches inside.
-    fn encoder_frame(
-        version: i16,
-        topic: &StrBytes,
-        client_id: &StrBytes,
-        batches: &[(i32, Bytes)],
-    ) -> Vec<u8> {
+    fn encoder_frame(version: i16, batches: &[(i32, Bytes)]) -> Vec<u8> {
         let request = ProduceRequest::default()
             .with_acks(-1)
             .with_timeout_ms(30_000)
             .with_topic_data(vec![
                 TopicProduceData::default()
-                    .with_name(TopicName(topic.clone()))
+                    .with_name(TopicName(StrBytes::from_static_str(TOPIC)))
                     .with_partition_data(
                         batches
                             .iter()
@@ -164,7 +162,7 @@ mod tests {
             .with_request_api_key(ApiKey::Produce as i16)
             .with_request_api_version(version)
             .with_correlation_id(17)
-            .with_client_id(Some(client_id.clone()));
+            .with_client_id(Some(StrBytes::from_static_str(CLIENT_ID)));
         let mut whole = BytesMut::new();
         whole.put_i32(0);
         header
@@ -178,8 +176,8 @@ mod tests {
 
     fn spliced(version: i16, batches: &[(i32, Bytes)]) -> Vec<u8> {
         let (topic, client_id) = (
-            StrBytes::from_static_str("orders"),
-            StrBytes::from_static_str("producer-order"),
+            StrBytes::from_static_str(TOPIC),
+            StrBytes::from_static_str(CLIENT_ID),
         );
         let target = ProduceTarget {
             version,
@@ -194,14 +192,10 @@ mod tests {
     #[test]
     fn the_spliced_frame_is_the_frame_the_encoder_writes_with_the_batch_inside() {
         let batches = [(4, Bytes::from(vec![7u8; 300]))];
-        let (topic, client_id) = (
-            StrBytes::from_static_str("orders"),
-            StrBytes::from_static_str("producer-order"),
-        );
         for version in 3..=9 {
             assert_eq!(
                 spliced(version, &batches),
-                encoder_frame(version, &topic, &client_id, &batches),
+                encoder_frame(version, &batches),
                 "Produce v{version}"
             );
         }
@@ -215,14 +209,10 @@ mod tests {
             .into_iter()
             .map(|(partition, size)| (partition, Bytes::from(vec![partition as u8; size])))
             .collect();
-        let (topic, client_id) = (
-            StrBytes::from_static_str("orders"),
-            StrBytes::from_static_str("producer-order"),
-        );
         for version in [3, 7, 8, 9] {
             assert_eq!(
                 spliced(version, &batches),
-                encoder_frame(version, &topic, &client_id, &batches),
+                encoder_frame(version, &batches),
                 "Produce v{version}"
             );
         }
