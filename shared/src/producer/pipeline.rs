@@ -1,12 +1,9 @@
 //! One connection to one broker, carrying Produce requests for every partition of the topic it
-//! leads — one batch per partition per request, several requests in flight; requests are
-//! written in order and answers matched to them in order, as Kafka answers one connection.
-//!
-//! It owns the socket and nothing else: no retries, no error codes (the accumulator classifies
-//! those). The choice a reader may question: a lost or late answer is not survivable on the
-//! connection (every later answer would be read as the wrong one's), so any failure — a
-//! time-out, a wrong correlation id, a broken socket — closes it and fails every request still
-//! on it; the accumulator then resends those in sequence order on a new connection.
+//! leads (a batch of each per request), several in flight, answered in order as Kafka answers a
+//! connection. It owns the socket and nothing else: no retries, no error codes. The choice a
+//! reader may question: a lost or late answer is not survivable on the connection (every later
+//! answer would be read as the wrong one's), so any failure closes it and fails every request
+//! still on it; the accumulator resends those in sequence order on a new connection.
 
 mod frame;
 

@@ -1,11 +1,9 @@
-//! The producer's links to brokers: one connection per broker address (Down / Connecting /
-//! Up), the Produce requests in flight to it, where its next drain starts, and the lookup of
-//! the partitions' leaders.
-//!
-//! Part of the accumulator's one owner of state; connecting and looking up run as spawned
-//! tasks that report back as events. The choice a reader may question: a partition whose
-//! leader is in doubt waits for one Metadata request for the whole topic, shared by every such
-//! partition (as Java refreshes metadata for all), and takes only its own leader from it.
+//! The producer's links to brokers: one connection per broker address (Down / Connecting / Up),
+//! the Produce requests in flight to it, where its next drain starts, and leader lookups.
+//! Part of the accumulator's one owner of state; connecting and looking up are spawned tasks
+//! that report back as events. The choice a reader may question: partitions whose leader is in
+//! doubt share one Metadata request for the whole topic (as Java refreshes metadata for all),
+//! and each takes only its own leader from it.
 
 use std::sync::Arc;
 use std::time::Duration;

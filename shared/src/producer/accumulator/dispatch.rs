@@ -16,7 +16,7 @@ use crate::producer::partition::{Encoded, PartitionState, SealedBatch, stamped};
 
 /// Bytes of batches in one Produce request (Java's `max.request.size` default), though always
 /// at least one batch: a batch may pass it (it closes at `batch_max_bytes` plus one record).
-pub(in crate::producer) const REQUEST_MAX_BYTES: usize = 1024 * 1024;
+const REQUEST_MAX_BYTES: usize = 1024 * 1024;
 
 impl Accumulator {
     /// Sends what may be sent: for each connected broker with fewer than the in-flight limit of

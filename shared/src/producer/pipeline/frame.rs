@@ -1,10 +1,9 @@
 //! The Produce request frame, built around record batches it shares rather than copies: the
 //! request's own fields come from kafka-protocol's encoder, the batches are placed between them.
-//!
-//! It must not touch the socket. The choice a reader may question: rather than encode Produce
-//! fields by hand, the request is encoded with empty records and the fixed-size partition slots
-//! at its end are checked against what we expect and rewritten, so a change in the encoder fails
-//! loudly instead of writing a frame the broker misreads.
+//! It must not touch the socket. The choice a reader may question: rather than hand-encode the
+//! fields, the request is encoded with empty records and the fixed-size partition slots at its
+//! end are checked against what we expect and rewritten, so a change in the encoder fails loudly
+//! instead of writing a frame the broker misreads.
 
 use std::time::Duration;
 
