@@ -230,7 +230,8 @@ async fn without_idempotence_lost_answers_become_duplicates() {
 async fn produce_numbered(broker: &ProxiedBroker, topic: &str, count: usize) -> Vec<Delivery> {
     let settings = ConnectionSettings::plaintext(vec![broker.bootstrap()], "lossy-library");
     let config = ProducerConfig {
-        // About 30 records a batch: a few hundred requests.
+        // About 30 records a batch: some 28 batches a partition; as a request carries a batch
+        // of every partition, some 50 requests.
         batch_max_bytes: 1024,
         request_timeout: Duration::from_millis(800),
         ..ProducerConfig::default()
@@ -329,7 +330,8 @@ async fn black_holed(storage: Storage) {
     broker.proxy.inject(Fault {
         api_key: api::PRODUCE,
         client_prefix: "lossy-library".into(),
-        rate: 0.03,
+        // Of some 50 requests (see `produce_numbered`), a few.
+        rate: 0.1,
         action: Action::BlackHole(Duration::from_secs(1)),
     });
     let deliveries = produce_numbered(&broker, &topic, 5000).await;

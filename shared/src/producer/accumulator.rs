@@ -1,15 +1,12 @@
-//! The producer's one owner of mutable state: open batches, batches ready to send, requests in
-//! flight per partition, each partition's next sequence and connection, and the producer id.
-//!
-//! It must not wait on the network itself: encoding, connecting and InitProducerId run as
-//! spawned work that reports back as an [`Event`], and answers arrive as futures it polls, so
-//! one slow partition never holds up another. The choice a reader may question: after any
-//! failed attempt the partition's connection is closed and every request still on it is
-//! resent, in sequence order, once all of them have come back — one rule for lost answers,
-//! time-outs and error codes, which keeps a partition in order with up to five requests in
-//! flight. With idempotence the broker recognises the resent batches it already wrote.
+//! The producer's one owner of mutable state: per partition its batches, sequence and leader;
+//! per broker its connection and requests in flight; the producer id. It must not wait on the
+//! network: connecting, lookups, encoding and InitProducerId are spawned and report an [`Event`].
+//! The choice a reader may question: a failed attempt closes its broker's connection and every
+//! request on it, for every partition it leads, is resent in sequence order once all are back:
+//! failures are rare and mostly broker-wide (leader moves), and idempotence dedupes the resends.
 
 mod answers;
+mod broker;
 mod dispatch;
 
 use std::pin::Pin;
@@ -18,17 +15,21 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use bytes::BytesMut;
-use futures::StreamExt;
 use futures::stream::FuturesUnordered;
+use futures::{FutureExt, StreamExt};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::settings::ConnectionSettings;
 
 use super::batch::{self, ProducerIdentity};
 use super::identity::IdentityRequest;
-use super::partition::{Encoded, Link, MAX_BACKOFF, OpenBatch, PartitionState, SealedBatch};
+use super::partition::{Encoded, MAX_BACKOFF, OpenBatch, PartitionState, SealedBatch};
 use super::pipeline::{Answer, Pipeline};
 use super::{Counters, Message, ProducerConfig, Queued};
+use broker::BrokerLink;
+
+/// Messages, events or answers already waiting that are handled together before one dispatch.
+const HANDLED_AT_ONCE: usize = 256;
 
 /// Spawned work reporting back.
 enum Event {
@@ -38,13 +39,22 @@ enum Event {
         result: Result<BytesMut, String>,
     },
     Connected {
-        partition: usize,
-        result: Result<(Pipeline, String), String>,
+        broker: usize,
+        result: Result<Pipeline, String>,
     },
+    Leaders(Result<Vec<String>, String>),
     Identity(Result<ProducerIdentity, String>),
 }
 
-type AnswerFuture = Pin<Box<dyn Future<Output = (usize, u64, Answer)> + Send>>;
+/// One Produce request's outcome: which broker and connection it went on, and for each batch in
+/// it (partition index, batch id) the partition's answer.
+struct Answered {
+    broker: usize,
+    generation: u64,
+    batches: Vec<(usize, u64, Answer)>,
+}
+
+type AnswerFuture = Pin<Box<dyn Future<Output = Answered> + Send>>;
 
 /// The producer id this producer writes with.
 enum IdentityState {
@@ -64,6 +74,8 @@ pub(super) struct Accumulator {
     config: ProducerConfig,
     counters: Arc<Counters>,
     partitions: Vec<PartitionState>,
+    brokers: Vec<BrokerLink>,
+    looking_up_leaders: bool,
     identity: IdentityState,
     next_batch_id: u64,
     flushes: Vec<oneshot::Sender<()>>,
@@ -82,11 +94,7 @@ impl Accumulator {
         receiver: mpsc::Receiver<Message>,
     ) {
         let (events, event_receiver) = mpsc::unbounded_channel();
-        let partitions = leaders
-            .into_iter()
-            .map(|leader| PartitionState::new(leader, config.retry_backoff))
-            .collect();
-        let accumulator = Self {
+        let mut accumulator = Self {
             settings,
             topic,
             identity: match identity {
@@ -95,12 +103,19 @@ impl Accumulator {
             },
             config,
             counters,
-            partitions,
+            partitions: Vec::with_capacity(leaders.len()),
+            brokers: Vec::new(),
+            looking_up_leaders: false,
             next_batch_id: 0,
             flushes: Vec::new(),
             events,
             answers: FuturesUnordered::new(),
         };
+        for address in &leaders {
+            let broker = accumulator.broker_at(address);
+            let partition = PartitionState::new(broker, accumulator.config.retry_backoff);
+            accumulator.partitions.push(partition);
+        }
         tokio::spawn(accumulator.run(receiver, event_receiver));
     }
 
@@ -112,25 +127,36 @@ impl Accumulator {
         let mut closed = false;
         loop {
             let wake = self.next_wake();
+            // Whatever else has already arrived is handled too before one dispatch: each
+            // dispatch scans every partition, and batches ready together share a request.
             tokio::select! {
-                message = receiver.recv(), if !closed => match message {
-                    Some(Message::Records(records)) => {
-                        for queued in records {
-                            self.add(queued);
+                message = receiver.recv(), if !closed => {
+                    closed = self.on_message(message);
+                    for _ in 0..HANDLED_AT_ONCE {
+                        match receiver.try_recv() {
+                            Ok(message) if !closed => closed = self.on_message(Some(message)),
+                            Err(mpsc::error::TryRecvError::Disconnected) if !closed => {
+                                closed = self.on_message(None);
+                            }
+                            _ => break,
                         }
                     }
-                    Some(Message::Flush(done)) => {
-                        self.flushes.push(done);
-                        self.close_all_batches();
+                }
+                Some(event) = events.recv() => {
+                    self.on_event(event);
+                    for _ in 0..HANDLED_AT_ONCE {
+                        let Ok(event) = events.try_recv() else { break };
+                        self.on_event(event);
                     }
-                    None => {
-                        closed = true;
-                        self.close_all_batches();
+                }
+                Some(answered) = self.answers.next(), if !self.answers.is_empty() => {
+                    self.on_answer(answered);
+                    for _ in 0..HANDLED_AT_ONCE {
+                        let Some(Some(answered)) = self.answers.next().now_or_never() else {
+                            break;
+                        };
+                        self.on_answer(answered);
                     }
-                },
-                Some(event) = events.recv() => self.on_event(event),
-                Some((partition, id, answer)) = self.answers.next(), if !self.answers.is_empty() => {
-                    self.on_answer(partition, id, answer);
                 }
                 () = sleep_until(wake) => self.close_lingered_batches(),
             }
@@ -142,6 +168,27 @@ impl Accumulator {
                 if closed {
                     return;
                 }
+            }
+        }
+    }
+
+    /// Takes in one hand-over from the producer; `true` once the producer is gone.
+    fn on_message(&mut self, message: Option<Message>) -> bool {
+        match message {
+            Some(Message::Records(records)) => {
+                for queued in records {
+                    self.add(queued);
+                }
+                false
+            }
+            Some(Message::Flush(done)) => {
+                self.flushes.push(done);
+                self.close_all_batches();
+                false
+            }
+            None => {
+                self.close_all_batches();
+                true
             }
         }
     }
@@ -304,24 +351,8 @@ impl Accumulator {
                     Err(reason) => Encoded::Failed(format!("encoding the batch: {reason}")),
                 };
             }
-            Event::Connected { partition, result } => {
-                let Some(state) = self.partitions.get_mut(partition) else {
-                    return;
-                };
-                match result {
-                    Ok((pipeline, leader)) => {
-                        state.link = Link::Up(pipeline);
-                        state.leader = leader;
-                        state.leader_stale = false;
-                    }
-                    Err(reason) => {
-                        state.link = Link::Down;
-                        state.leader_stale = true;
-                        let backoff = state.back_off();
-                        tracing::warn!(topic = %self.topic, partition, %reason, ?backoff, "cannot reach the partition leader; retrying");
-                    }
-                }
-            }
+            Event::Connected { broker, result } => self.on_connected(broker, result),
+            Event::Leaders(result) => self.on_leaders(result),
             Event::Identity(result) => match result {
                 Ok(identity) => {
                     tracing::info!(topic = %self.topic, producer_id = identity.id, epoch = identity.epoch, "producer identity; sequences restart at 0");

@@ -1,7 +1,8 @@
 //! The shared producer: records are grouped per partition into batches (sent when full or
-//! after `linger`), up to `max_in_flight_per_partition` produce requests per partition are in
-//! flight and a retry never reorders a partition, and each record's delivery (its offset, or
-//! why it failed) is reported. Idempotent by default (KIP-98): a producer id, epoch and
+//! after `linger`), one Produce request per broker carries a ready batch of each partition it
+//! leads, up to `max_in_flight_per_partition` requests are in flight per partition and per
+//! broker connection, a retry never reorders a partition, and each record's delivery (its
+//! offset, or why it failed) is reported. Idempotent by default (KIP-98): a producer id, epoch and
 //! per-partition sequence on every batch, so a retried batch is never written twice.
 //!
 //! One accumulator task owns the pending batches; callers hand it records through a channel.
@@ -66,8 +67,9 @@ pub struct ProducerConfig {
     /// Producer id, epoch and sequences on every batch (`enable.idempotence`; needs acks=all,
     /// the only mode).
     pub idempotence: bool,
-    /// Produce requests in flight per partition (`max.in.flight.requests.per.connection`, 1-5;
-    /// above 1 only with idempotence, which keeps them in order on retry).
+    /// Produce requests in flight per partition, and per broker connection
+    /// (`max.in.flight.requests.per.connection`, 1-5; above 1 only with idempotence, which
+    /// keeps them in order on retry).
     pub max_in_flight_per_partition: usize,
 }
 
@@ -88,8 +90,8 @@ impl Default for ProducerConfig {
 }
 
 impl ProducerConfig {
-    /// Requests in flight per partition as the producer applies it: 1 without idempotence
-    /// (whatever is configured, so retries cannot reorder), else 1-5.
+    /// Requests in flight per partition and per broker connection as the producer applies it:
+    /// 1 without idempotence (whatever is configured, so retries cannot reorder), else 1-5.
     pub fn in_flight_limit(&self) -> usize {
         if self.idempotence {
             self.max_in_flight_per_partition.clamp(1, 5)

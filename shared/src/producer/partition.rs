@@ -1,5 +1,5 @@
 //! One partition's side of the producer: the batch it is filling, its closed batches in
-//! sequence order, what is in flight on its connection, and the connection itself.
+//! sequence order, what is in flight to its leader, and which broker that leader is.
 //!
 //! Plain state that the accumulator owns and drives; it must not spawn or wait. The choice a
 //! reader may question: a closed batch keeps its encoded bytes and remembers the identity and
@@ -12,7 +12,6 @@ use bytes::{Bytes, BytesMut};
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::batch::{self, ProducerIdentity};
-use super::pipeline::Pipeline;
 use super::{OutgoingRecord, Reply};
 use crate::backoff::{Backoff, BackoffPolicy};
 
@@ -61,41 +60,44 @@ pub(super) struct SealedBatch {
     pub(super) sent: bool,
 }
 
-pub(super) enum Link {
-    Down,
-    Connecting,
-    Up(Pipeline),
-}
-
 pub(super) struct PartitionState {
     pub(super) open: Option<OpenBatch>,
     pub(super) ready: VecDeque<SealedBatch>,
     pub(super) in_flight: VecDeque<SealedBatch>,
+    /// The connection (broker index, generation) the in-flight batches went on.
+    pub(super) in_flight_link: (usize, u64),
     /// Failed attempts waiting for the rest of the partition's requests to come back.
     pub(super) returned: Vec<SealedBatch>,
     pub(super) next_sequence: i32,
-    pub(super) leader: String,
+    /// The leader's index among the accumulator's brokers.
+    pub(super) leader: usize,
+    /// The leader is in doubt (it refused us, or its connection failed): look it up first.
     pub(super) leader_stale: bool,
-    pub(super) link: Link,
     pub(super) retry_at: Option<Instant>,
     /// Spaces the partition's reconnects and resends; reset by the first success.
     pub(super) backoff: Backoff,
 }
 
 impl PartitionState {
-    pub(super) fn new(leader: String, retry_backoff: Duration) -> Self {
+    pub(super) fn new(leader: usize, retry_backoff: Duration) -> Self {
         Self {
             open: None,
             ready: VecDeque::new(),
             in_flight: VecDeque::new(),
+            in_flight_link: (leader, 0),
             returned: Vec::new(),
             next_sequence: 0,
             leader,
             leader_stale: false,
-            link: Link::Down,
             retry_at: None,
             backoff: Backoff::new(retry_policy(retry_backoff)),
         }
+    }
+
+    /// Whether the partition's next batch may go out as far as the partition is concerned:
+    /// one is ready, no failed attempt waits for the rest to return, no backoff runs.
+    pub(super) fn may_send(&self) -> bool {
+        !self.ready.is_empty() && self.returned.is_empty() && self.retry_at.is_none()
     }
 
     /// Once every request of a failed connection has come back, puts them in front of the

@@ -1,34 +1,34 @@
-//! One partition's connection to its leader, with several Produce requests in flight: requests
-//! are written in order and answers matched to them in order, as Kafka answers one connection.
-//!
-//! It owns the socket and nothing else: no retries, no error codes (the accumulator classifies
-//! those). The choice a reader may question: a lost or late answer is not survivable on the
-//! connection (every later answer would be read as the wrong one's), so any failure — a
-//! time-out, a wrong correlation id, a broken socket — closes it and fails every request still
-//! on it; the accumulator then resends those in sequence order on a new connection.
+//! One connection to one broker, carrying Produce requests for every partition of the topic it
+//! leads (a batch of each per request), several in flight, answered in order as Kafka answers a
+//! connection. It owns the socket and nothing else: no retries, no error codes. The choice a
+//! reader may question: a lost or late answer is not survivable on the connection (every later
+//! answer would be read as the wrong one's), so any failure closes it and fails every request
+//! still on it; the accumulator resends those in sequence order on a new connection.
 
+mod frame;
+
+use std::collections::HashMap;
+use std::io::IoSlice;
 use std::time::Duration;
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse, RequestHeader, TopicName};
-use kafka_protocol::protocol::{Encodable, HeaderVersion, StrBytes};
-use tokio::io::AsyncWriteExt;
+use bytes::{Buf, Bytes};
+use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse};
+use kafka_protocol::protocol::{HeaderVersion, StrBytes};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::connect;
 use crate::settings::ConnectionSettings;
 use crate::wire::{self, Stream};
+use frame::{ProduceTarget, produce_frame};
 
-/// The answer to one request: the partition's error code and base offset, or why there is none.
+/// One partition's answer: its error code, base offset and error message, or why there is none.
 pub type Answer = Result<(i16, i64, Option<String>), String>;
 
-/// A request handed to the connection's task: the frame up to the records, the record batch
-/// itself (shared, not copied), and the bytes after it.
+/// A request handed to the connection's task: the frame as pieces written back to back — the
+/// small parts encoded here, each record batch shared, not copied.
 struct Outgoing {
-    head: BytesMut,
-    batch: Bytes,
-    tail: &'static [u8],
+    pieces: Vec<Bytes>,
     correlation_id: i32,
     reply: oneshot::Sender<Result<Bytes, String>>,
 }
@@ -38,7 +38,6 @@ struct Outgoing {
 pub struct Pipeline {
     address: String,
     topic: StrBytes,
-    partition: i32,
     client_id: StrBytes,
     version: i16,
     request_timeout: Duration,
@@ -54,16 +53,15 @@ impl Drop for Pipeline {
 }
 
 impl Pipeline {
-    /// Connects to `leader` (authenticating as the settings say) and negotiates Produce v3+.
+    /// Connects to `broker` (authenticating as the settings say) and negotiates Produce v3+.
     pub async fn open(
         settings: &ConnectionSettings,
-        leader: &str,
+        broker: &str,
         topic: &str,
-        partition: i32,
         request_timeout: Duration,
     ) -> Result<Self, String> {
         let mut target = settings.clone();
-        target.bootstrap_servers = vec![leader.to_owned()];
+        target.bootstrap_servers = vec![broker.to_owned()];
         let connection = connect::broker_connection(&target, request_timeout)
             .await
             .map_err(|e| e.to_string())?;
@@ -78,7 +76,6 @@ impl Pipeline {
         Ok(Self {
             address,
             topic: StrBytes::from_string(topic.to_owned()),
-            partition,
             client_id: StrBytes::from_string(settings.client_id.clone()),
             version,
             request_timeout,
@@ -88,154 +85,78 @@ impl Pipeline {
         })
     }
 
-    /// Queues one encoded batch; the returned future resolves to the broker's answer, or an
-    /// error after the request time-out or when the connection fails.
-    pub fn send(&mut self, batch: Bytes) -> impl Future<Output = Answer> + Send + 'static {
+    /// Queues one request with an encoded batch for each partition listed (each partition at
+    /// most once); the returned future resolves to one answer per partition, in the order
+    /// given — all the same error after the request time-out or when the connection fails.
+    pub fn send(
+        &mut self,
+        batches: Vec<(i32, Bytes)>,
+    ) -> impl Future<Output = Vec<Answer>> + Send + 'static {
         let correlation_id = self.next_correlation_id;
         self.next_correlation_id = self.next_correlation_id.wrapping_add(1);
+        let partitions: Vec<i32> = batches.iter().map(|(partition, _)| *partition).collect();
         let (reply, answer) = oneshot::channel();
-        let frame = self.frame(correlation_id, batch.len());
-        let queued = match frame {
-            Ok((head, tail)) => self
-                .requests
+        let target = ProduceTarget {
+            version: self.version,
+            topic: &self.topic,
+            client_id: &self.client_id,
+            request_timeout: self.request_timeout,
+        };
+        let queued = produce_frame(&target, correlation_id, batches).and_then(|pieces| {
+            self.requests
                 .send(Outgoing {
-                    head,
-                    batch,
-                    tail,
+                    pieces,
                     correlation_id,
                     reply,
                 })
-                .map_err(|_| format!("the connection to {} is closed", self.address)),
-            Err(e) => Err(e),
-        };
-        let (version, partition, timeout, address) = (
-            self.version,
-            self.partition,
-            self.request_timeout,
-            self.address.clone(),
-        );
+                .map_err(|_| format!("the connection to {} is closed", self.address))
+        });
+        let (version, timeout, address) =
+            (self.version, self.request_timeout, self.address.clone());
         async move {
-            queued?;
-            let body = match tokio::time::timeout(timeout, answer).await {
-                Ok(Ok(body)) => body?,
-                Ok(Err(_)) => return Err(format!("the connection to {address} closed")),
-                Err(_) => return Err(format!("no answer from {address} within {timeout:?}")),
+            let answered = async {
+                queued?;
+                let body = match tokio::time::timeout(timeout, answer).await {
+                    Ok(Ok(body)) => body?,
+                    Ok(Err(_)) => return Err(format!("the connection to {address} closed")),
+                    Err(_) => return Err(format!("no answer from {address} within {timeout:?}")),
+                };
+                decode(body, version, &partitions)
             };
-            decode(body, version, partition)
+            match answered.await {
+                Ok(answers) => answers,
+                Err(reason) => vec![Err(reason); partitions.len()],
+            }
         }
     }
-
-    /// The Produce frame around a batch of `batch_len` bytes, without copying the batch: the
-    /// request is encoded with empty records, whose length field ends the frame in every
-    /// version we send (v3-v8: an i32; v9: a compact length, then three empty tag buffers), and
-    /// that field is rewritten for the real batch.
-    fn frame(
-        &self,
-        correlation_id: i32,
-        batch_len: usize,
-    ) -> Result<(BytesMut, &'static [u8]), String> {
-        produce_frame(
-            &ProduceTarget {
-                version: self.version,
-                topic: &self.topic,
-                partition: self.partition,
-                client_id: &self.client_id,
-                request_timeout: self.request_timeout,
-            },
-            correlation_id,
-            batch_len,
-        )
-    }
 }
 
-/// What a Produce frame is addressed to.
-struct ProduceTarget<'a> {
-    version: i16,
-    topic: &'a StrBytes,
-    partition: i32,
-    client_id: &'a StrBytes,
-    request_timeout: Duration,
-}
-
-fn produce_frame(
-    target: &ProduceTarget<'_>,
-    correlation_id: i32,
-    batch_len: usize,
-) -> Result<(BytesMut, &'static [u8]), String> {
-    let request = ProduceRequest::default()
-        .with_acks(-1)
-        // Java sends request.timeout.ms as the broker's replication wait too.
-        .with_timeout_ms(i32::try_from(target.request_timeout.as_millis()).unwrap_or(i32::MAX))
-        .with_topic_data(vec![
-            TopicProduceData::default()
-                .with_name(TopicName(target.topic.clone()))
-                .with_partition_data(vec![
-                    PartitionProduceData::default()
-                        .with_index(target.partition)
-                        .with_records(Some(Bytes::new())),
-                ]),
-        ]);
-    let header = RequestHeader::default()
-        .with_request_api_key(ApiKey::Produce as i16)
-        .with_request_api_version(target.version)
-        .with_correlation_id(correlation_id)
-        .with_client_id(Some(target.client_id.clone()));
-    let mut head = BytesMut::with_capacity(256);
-    head.put_i32(0);
-    header
-        .encode(&mut head, ProduceRequest::header_version(target.version))
-        .map_err(|e| format!("encoding the Produce header: {e}"))?;
-    request
-        .encode(&mut head, target.version)
-        .map_err(|e| format!("encoding Produce v{}: {e}", target.version))?;
-    let flexible = target.version >= 9;
-    let (empty, tail): (&[u8], &'static [u8]) = if flexible {
-        (&[1, 0, 0, 0], &[0, 0, 0])
-    } else {
-        (&[0, 0, 0, 0], &[])
-    };
-    if !head.ends_with(empty) {
-        return Err(format!(
-            "Produce v{} did not end with empty records",
-            target.version
-        ));
-    }
-    head.truncate(head.len() - empty.len());
-    if flexible {
-        put_unsigned_varint(&mut head, batch_len as u64 + 1);
-    } else {
-        head.put_i32(i32::try_from(batch_len).map_err(|_| "batch larger than 2 GiB")?);
-    }
-    let length = i32::try_from(head.len() - 4 + batch_len + tail.len())
-        .map_err(|_| "request larger than 2 GiB")?;
-    head[..4].copy_from_slice(&length.to_be_bytes());
-    Ok((head, tail))
-}
-
-fn put_unsigned_varint(buffer: &mut BytesMut, mut value: u64) {
-    while value >= 0x80 {
-        buffer.put_u8((value as u8 & 0x7f) | 0x80);
-        value >>= 7;
-    }
-    buffer.put_u8(value as u8);
-}
-
-fn decode(body: Bytes, version: i16, partition: i32) -> Answer {
+/// Each requested partition's answer, in request order; one the broker left out is an error.
+fn decode(body: Bytes, version: i16, partitions: &[i32]) -> Result<Vec<Answer>, String> {
     let header_version = ProduceResponse::header_version(version);
     let response: ProduceResponse =
         wire::decode_response(ApiKey::Produce, version, header_version, body)
             .map_err(|e| format!("decoding Produce v{version}: {e}"))?;
-    let answer = response
+    let mut answered: HashMap<i32, _> = response
         .responses
+        .into_iter()
+        .flat_map(|topic| topic.partition_responses)
+        .map(|p| (p.index, p))
+        .collect();
+    Ok(partitions
         .iter()
-        .flat_map(|topic| topic.partition_responses.iter())
-        .find(|p| p.index == partition)
-        .ok_or("the Produce response did not mention our partition")?;
-    Ok((
-        answer.error_code,
-        answer.base_offset,
-        answer.error_message.as_ref().map(|m| m.to_string()),
-    ))
+        .map(|partition| {
+            answered
+                .remove(partition)
+                .map(|p| {
+                    let message = p.error_message.map(|m| m.to_string());
+                    (p.error_code, p.base_offset, message)
+                })
+                .ok_or_else(|| {
+                    format!("the Produce response did not mention partition {partition}")
+                })
+        })
+        .collect())
 }
 
 /// Writes requests in order and hands each answer to the request sent first; ends at the first
@@ -257,9 +178,7 @@ async fn run(
                 return;
             }
             let written = async {
-                writer.write_all(&outgoing.head).await?;
-                writer.write_all(&outgoing.batch).await?;
-                writer.write_all(outgoing.tail).await?;
+                write_pieces(&mut writer, &outgoing.pieces).await?;
                 writer.flush().await
             };
             if written.await.is_err() {
@@ -296,75 +215,105 @@ async fn run(
     }
 }
 
+/// Slices handed to one vectored write (Linux takes up to 1024).
+const MAX_SLICES_PER_WRITE: usize = 256;
+
+/// Writes the pieces back to back with vectored writes: a request for hundreds of partitions
+/// takes a few system calls, not one per batch.
+async fn write_pieces<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    pieces: &[Bytes],
+) -> std::io::Result<()> {
+    let (mut index, mut offset) = (0, 0);
+    loop {
+        while pieces.get(index).is_some_and(|piece| piece.len() == offset) {
+            (index, offset) = (index + 1, 0);
+        }
+        let Some(first) = pieces.get(index) else {
+            return Ok(());
+        };
+        let slices: Vec<IoSlice<'_>> = std::iter::once(&first[offset..])
+            .chain(pieces[index + 1..].iter().map(|piece| &piece[..]))
+            .take(MAX_SLICES_PER_WRITE)
+            .map(IoSlice::new)
+            .collect();
+        let mut written = writer.write_vectored(&slices).await?;
+        if written == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        while written > 0 {
+            let left = pieces[index].len() - offset;
+            if written < left {
+                offset += written;
+                break;
+            }
+            written -= left;
+            (index, offset) = (index + 1, 0);
+        }
+    }
+}
+
 async fn read_frame<R: tokio::io::AsyncRead + Unpin>(reader: &mut R) -> Result<Bytes, String> {
     wire::read_frame(reader).await.map_err(|e| e.to_string())
 }
 
-/// Looks the partition's leader up through a bootstrap broker.
-pub async fn find_leader(
-    settings: &ConnectionSettings,
-    topic: &str,
-    partition: i32,
-    request_timeout: Duration,
-) -> Result<String, String> {
-    let mut bootstrap = connect::broker_connection(settings, request_timeout)
-        .await
-        .map_err(|e| e.to_string())?;
-    let leaders = crate::admin::partition_leaders(&mut bootstrap, topic)
-        .await
-        .map_err(|e| e.to_string())?;
-    leaders
-        .get(partition as usize)
-        .cloned()
-        .ok_or_else(|| format!("{topic} has no partition {partition}"))
-}
-
 #[cfg(test)]
 mod tests {
+    use bytes::BytesMut;
+    use kafka_protocol::messages::TopicName;
+    use kafka_protocol::protocol::Encodable;
+
     use super::*;
 
-    #[test]
-    fn the_spliced_frame_is_the_frame_the_encoder_writes_with_the_batch_inside() {
-        let batch = Bytes::from(vec![7u8; 300]);
-        let topic = StrBytes::from_static_str("orders");
-        let client_id = StrBytes::from_static_str("producer-order");
-        for version in 3..=9 {
-            let target = ProduceTarget {
-                version,
-                topic: &topic,
-                partition: 4,
-                client_id: &client_id,
-                request_timeout: Duration::from_secs(30),
-            };
-            let (head, tail) = produce_frame(&target, 17, batch.len()).expect("frames");
-            let spliced = [&head[..], &batch[..], tail].concat();
+    #[tokio::test]
+    async fn vectored_writes_deliver_every_piece_in_order_through_short_writes() {
+        let pieces: Vec<Bytes> = (0..700u32)
+            .map(|i| Bytes::from(vec![(i % 251) as u8; (i % 5) as usize * 40]))
+            .collect();
+        // A pipe with a small buffer forces partial writes.
+        let (mut client, mut server) = tokio::io::duplex(333);
+        let expected = pieces.concat();
+        let reader = tokio::spawn(async move {
+            let mut got = Vec::new();
+            tokio::io::AsyncReadExt::read_to_end(&mut server, &mut got)
+                .await
+                .expect("reads");
+            got
+        });
+        write_pieces(&mut client, &pieces).await.expect("writes");
+        drop(client);
+        assert_eq!(reader.await.expect("reader"), expected);
+    }
 
-            let request = ProduceRequest::default()
-                .with_acks(-1)
-                .with_timeout_ms(30_000)
-                .with_topic_data(vec![
-                    TopicProduceData::default()
-                        .with_name(TopicName(topic.clone()))
-                        .with_partition_data(vec![
-                            PartitionProduceData::default()
-                                .with_index(4)
-                                .with_records(Some(batch.clone())),
-                        ]),
-                ]);
-            let header = RequestHeader::default()
-                .with_request_api_key(ApiKey::Produce as i16)
-                .with_request_api_version(version)
-                .with_correlation_id(17)
-                .with_client_id(Some(client_id.clone()));
-            let mut whole = BytesMut::new();
-            whole.put_i32(0);
-            header
-                .encode(&mut whole, ProduceRequest::header_version(version))
-                .expect("header");
-            request.encode(&mut whole, version).expect("request");
-            let length = (whole.len() - 4) as i32;
-            whole[..4].copy_from_slice(&length.to_be_bytes());
-            assert_eq!(spliced, whole.to_vec(), "Produce v{version}");
-        }
+    #[test]
+    fn a_partition_the_broker_left_out_is_an_error_and_the_rest_keep_their_answers() {
+        use kafka_protocol::messages::ResponseHeader;
+        use kafka_protocol::messages::produce_response::{
+            PartitionProduceResponse, TopicProduceResponse,
+        };
+        let version = 9;
+        let response = ProduceResponse::default().with_responses(vec![
+            TopicProduceResponse::default()
+                .with_name(TopicName(StrBytes::from_static_str("orders")))
+                .with_partition_responses(vec![
+                    PartitionProduceResponse::default()
+                        .with_index(2)
+                        .with_base_offset(40),
+                    PartitionProduceResponse::default()
+                        .with_index(0)
+                        .with_error_code(6)
+                        .with_base_offset(-1),
+                ]),
+        ]);
+        let mut body = BytesMut::new();
+        ResponseHeader::default()
+            .with_correlation_id(5)
+            .encode(&mut body, ProduceResponse::header_version(version))
+            .expect("encodes");
+        response.encode(&mut body, version).expect("encodes");
+        let answers = decode(body.freeze(), version, &[0, 1, 2]).expect("decodes");
+        assert_eq!(answers[0], Ok((6, -1, None)));
+        assert!(answers[1].is_err());
+        assert_eq!(answers[2], Ok((0, 40, None)));
     }
 }

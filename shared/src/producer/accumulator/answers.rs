@@ -1,31 +1,57 @@
-//! What comes back from the broker: each answer classified once (`errors::classify_produce`)
-//! into written, retried (in sequence order, after every request of the failed connection has
-//! returned), retried under a new epoch or producer id, or failed; and each record's delivery
-//! reported to its ticket.
-//!
-//! Part of the accumulator's one owner of state; it must not send anything itself: a retried
-//! batch goes back to its partition's queue and `dispatch` sends it when the backoff ends.
+//! What comes back from the broker: each partition's answer in a request classified once
+//! (`errors::classify_produce`) into written, retried (in sequence order, after every request
+//! of the failed connection has returned), retried under a new epoch or producer id, or failed;
+//! and each record's delivery reported to its ticket. Anything but written closes the broker's
+//! connection. Part of the accumulator's one owner of state; it must not send anything itself:
+//! a retried batch goes back to its partition's queue and `dispatch` sends it after a backoff.
 
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use super::Accumulator;
+use super::{Accumulator, Answered};
 use crate::producer::errors::{Reaction, classify_produce};
 use crate::producer::identity::IdentityRequest;
-use crate::producer::partition::{Link, SealedBatch};
+use crate::producer::partition::SealedBatch;
 use crate::producer::pipeline::Answer;
 use crate::producer::{Delivery, ProduceError};
 
 impl Accumulator {
-    pub(super) fn on_answer(&mut self, index: usize, id: u64, answer: Answer) {
+    /// One request's answers: every partition's batch completes, fails or comes back; if any
+    /// did not complete, the connection the request went on is closed.
+    pub(super) fn on_answer(&mut self, answered: Answered) {
+        let Answered {
+            broker,
+            generation,
+            batches,
+        } = answered;
+        if let Some(state) = self.brokers.get_mut(broker) {
+            state.requests_in_flight = state.requests_in_flight.saturating_sub(1);
+        }
+        let indices: Vec<usize> = batches.iter().map(|(index, _, _)| *index).collect();
+        let mut close = false;
+        for (index, id, answer) in batches {
+            close |= !self.on_partition_answer(index, id, answer);
+        }
+        if close {
+            self.close_link(broker, generation);
+        }
+        for index in indices {
+            if let Some(state) = self.partitions.get_mut(index) {
+                state.resume_if_drained();
+            }
+        }
+    }
+
+    /// Whether the partition's batch completed (written, or found written before).
+    fn on_partition_answer(&mut self, index: usize, id: u64, answer: Answer) -> bool {
         let Some(state) = self.partitions.get_mut(index) else {
-            return;
+            return true;
         };
         let Some(position) = state.in_flight.iter().position(|b| b.id == id) else {
-            return;
+            return true;
         };
         let Some(batch) = state.in_flight.remove(position) else {
-            return;
+            return true;
         };
         let idempotent = self.config.idempotence;
         let (reaction, offset, reason) = match answer {
@@ -49,35 +75,31 @@ impl Accumulator {
             Reaction::Written => {
                 state.backoff.reset();
                 self.complete(index, batch, Some(offset));
+                return true;
             }
             Reaction::AlreadyWritten => {
                 tracing::debug!(topic = %self.topic, partition = index, records = batch.count, "DUPLICATE_SEQUENCE_NUMBER: written by an earlier attempt, offset unknown");
                 state.backoff.reset();
                 self.complete(index, batch, None);
+                return true;
             }
-            Reaction::Fail => {
-                state.link = Link::Down;
-                self.fail(index, batch, reason);
-            }
+            Reaction::Fail => self.fail(index, batch, reason),
             Reaction::Retry { refresh_leader } => {
-                state.link = Link::Down;
                 state.leader_stale |= refresh_leader;
                 self.retry_later(index, batch, reason);
             }
             Reaction::RetryWithBumpedEpoch => {
-                state.link = Link::Down;
                 if let Some(current) = self.current_identity() {
                     self.want_identity(IdentityRequest::Bump(current));
                 }
                 self.retry_later(index, batch, reason);
             }
             Reaction::RetryWithNewProducerId => {
-                state.link = Link::Down;
                 self.want_identity(IdentityRequest::Fresh);
                 self.retry_later(index, batch, reason);
             }
         }
-        self.partitions[index].resume_if_drained();
+        false
     }
 
     /// Keeps a failed attempt for resending, unless its delivery time-out would pass first.
