@@ -23,8 +23,9 @@
 # Each run has a fresh broker (Nisshi's memory engine slows as it holds more: on one broker
 # kept for all runs, the fourth 10k/s run's p99 was 7x the first's) and waits until its
 # consumer group is Stable before the first order, so a group join is not counted as latency.
-# Prints one Markdown table with the issue-16 targets beside the figures: p50 <= 10 ms and p99 <= 20 ms at 1k/s, p99 <= 50 ms at 10k/s, ours <= the peer,
-# and peak RSS <= 20 MiB per service up to 10k orders/s.
+# Prints one Markdown table with the issue-16 targets beside the figures: p50 <= 10 ms and
+# p99 <= 20 ms at 1k/s, p99 <= 50 ms at 10k/s, ours <= the peer, and peak RSS <= 20 MiB per
+# service up to 10k orders/s.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$REPO_ROOT"
