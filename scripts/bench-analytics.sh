@@ -17,7 +17,8 @@
 #                                   before it starts until it has counted everything; then,
 #                                   caught up and idle, wrk flat out for 5 s: our HTTP path's
 #                                   CPU per request with nothing else to do
-#                       wrk         ours with wrk -t2 -c50 flat out on /metrics for 10 s
+#                       wrk         ours with wrk -t2 -c50 flat out on /metrics, from when it
+#                                   serves until it has counted everything
 #                       pinned      quiet and wrk again, analytics and the broker on core 1 and
 #                                   wrk on core 0 (taskset), so wrk cannot take their core
 #                     odd rounds in that order, even rounds reversed (quiet/dashboards and the
@@ -30,7 +31,8 @@
 #
 # Times run from the start of the process until /metrics shows every event counted (polled
 # every 25 ms by scripts/analytics-wait.py; /metrics trails the counting by up to
-# METRICS_REFRESH_MS, 100 ms); CPU figures are /proc/PID/stat over that span. Bounded: every
+# METRICS_REFRESH_MS, set to 20 ms here instead of 100 so that the drain of a few seconds is
+# timed to within about 1%); CPU figures are /proc/PID/stat over that span. Bounded: every
 # wait has a deadline; everything it starts is stopped on any exit.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -99,8 +101,7 @@ wrk_field() {
 
 # ours MODE PIN EVENTS: runs analytics-consumer on a fresh group until /metrics shows EVENTS
 # counted. MODE: quiet, dashboards (DASHBOARDS clients polling meanwhile, then the idle wrk
-# measurement) or wrk (flat out for 10 s meanwhile; the consumer keeps serving until wrk is
-# done). PIN: free, or pinned (analytics and the broker on SERVICE_CORE, wrk on LOAD_CORE).
+# measurement) or wrk (flat out from /healthz answering until everything is counted). PIN: free, or pinned (analytics and the broker on SERVICE_CORE, wrk on LOAD_CORE).
 # Sets OURS_SECONDS, OURS_RSS_KIB, OURS_SMAPS ("heap stacks binary other" KiB at the end),
 # and over the span: OURS_CPU, BROKER_CPU, LOAD_CPU (seconds); LOAD_LINE (dashboards.py's
 # line, or wrk's output file); with dashboards IDLE_* (see idle_http). Runs in this shell, so
@@ -124,13 +125,15 @@ ours() {
   broker_before=$(ticks "$BROKER_PID")
   started=$(now)
   env BOOTSTRAP_SERVERS="$BOOTSTRAP" ORDER_TOPIC=orders INVENTORY_TOPIC=outcomes GROUP_ID="bench-$port" \
-    GROUP_INSTANCE_ID="" HTTP_HOST=127.0.0.1 HTTP_PORT="$port" REPORT_INTERVAL_SEC=1 RUST_LOG=warn \
+    GROUP_INSTANCE_ID="" HTTP_HOST=127.0.0.1 HTTP_PORT="$port" REPORT_INTERVAL_SEC=1 METRICS_REFRESH_MS=20 RUST_LOG=warn \
     "${service[@]}" "$BIN" >>"$WORK/analytics.log" 2>&1 &
   pid=$!
   track_pid "$pid"
   if [[ "$mode" == wrk ]]; then
     WAIT_INTERVAL=0.02 wait_until 60 "analytics to serve /healthz" serving "$port"
-    "${loader[@]}" wrk -t2 -c50 -d10s --latency "$url" > "$WORK/wrk" 2>&1 &
+    # Long enough to outlast any drain; stopped with SIGINT (wrk then prints its figures) once
+    # everything is counted, so the load spans exactly the measured time.
+    "${loader[@]}" wrk -t2 -c50 -d300s --latency "$url" > "$WORK/wrk" 2>&1 &
     load_pid=$!
     track_pid "$load_pid"
     load_before=$(ticks "$load_pid")
@@ -147,7 +150,7 @@ ours() {
       stop_pid "$load_pid"
       LOAD_LINE=$(cat "$WORK/dashboards")
       idle_http "$pid" "$url" ;;
-    wrk) wait "$load_pid" || true; LOAD_LINE="$WORK/wrk" ;;
+    wrk) kill -INT "$load_pid"; wait "$load_pid" || true; LOAD_LINE="$WORK/wrk" ;;
     *) LOAD_LINE="" ;;
   esac
   stop_pid "$pid"
@@ -303,7 +306,7 @@ for (( i = 0; i < runs; i++ )); do
 done
 echo "| **median** | $ours_median | $(median "${dash_rates[@]}") | **${dash_slow_median}%** | $(median "${dash_rps[@]}") | p99 $(median "${dash_p99[@]}") | |"
 echo
-echo "Information: wrk -t2 -c50 flat out on /metrics for 10 s while consuming; unpinned, and pinned (analytics and broker on core $SERVICE_CORE, wrk on core $LOAD_CORE; slowdown against the pinned quiet run of the same round):"
+echo "Information: wrk -t2 -c50 flat out on /metrics while consuming; unpinned, and pinned (analytics and broker on core $SERVICE_CORE, wrk on core $LOAD_CORE; slowdown against the pinned quiet run of the same round):"
 echo
 echo "| round | events/s quiet | under wrk | slowed by | wrk requests/s, p99 ms | pinned: events/s quiet | under wrk | slowed by | wrk requests/s, p99 ms |"
 echo "|---|---|---|---|---|---|---|---|---|"
