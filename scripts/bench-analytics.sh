@@ -21,8 +21,9 @@
 #                                   serves until it has counted everything
 #                       pinned      quiet and wrk again, analytics and the broker on core 1 and
 #                                   wrk on core 0 (taskset), so wrk cannot take their core
-#                     odd rounds in that order, even rounds reversed (quiet/dashboards and the
-#                     pinned pair), so drift on the shared machine falls on both sides. Ratios
+#                     odd rounds run quiet, dashboards, peer, wrk, pinned; even rounds the
+#                     reverse, so drift on the shared machine falls on both sides and each
+#                     slowdown compares neighbours. Ratios
 #                     and slowdowns are per round; targets are judged on their medians.
 #   --rss-events LIST comma-separated total events (half orders, half outcomes) for the RSS
 #                     check, each on a fresh broker: analytics' peak RSS (VmHWM) consuming it
@@ -223,12 +224,14 @@ run_pinned_quiet() {
 for (( round = 1; round <= runs; round++ )); do
   log "round $round of $runs (load average $(cut -d' ' -f1 /proc/loadavg))"
   loads+=("$(cut -d' ' -f1 /proc/loadavg)")
+  # Quiet and dashboards back to back (the peer's exit or a pinned run just before the polled
+  # one made its slowdown swing from -40% to +43% between rounds).
   if (( round % 2 )); then
-    run_quiet "$round"; run_peer "$round"; run_dashboards "$round"
+    run_quiet "$round"; run_dashboards "$round"; run_peer "$round"
     run_wrk free wrk "$round"; run_pinned_quiet "$round"; run_wrk pinned pinned_wrk "$round"
   else
-    run_dashboards "$round"; run_peer "$round"; run_quiet "$round"
     run_wrk pinned pinned_wrk "$round"; run_pinned_quiet "$round"; run_wrk free wrk "$round"
+    run_peer "$round"; run_dashboards "$round"; run_quiet "$round"
   fi
 done
 loads+=("$(cut -d' ' -f1 /proc/loadavg)")
