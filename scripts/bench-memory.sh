@@ -87,21 +87,6 @@ producer_peak=$(sample_peak_rss_kib "$producer")
 wait "$producer" || die "producer-order failed (see its log: $(tail -n 3 "$WORK/producer.err"))"
 sleep 1
 
-# smaps_kinds PID: "heap stacks binary other" resident KiB. Thread stacks are the anonymous
-# mappings directly above a guard page (no permissions); the binary is every file mapping.
-smaps_kinds() {
-  awk '
-    /^[0-9a-f]+-[0-9a-f]+ / {
-      perms = $2; name = (NF >= 6) ? $6 : ""
-      kind = (name ~ /^\//) ? "binary" : (name == "" ? ((previous == "---p") ? "stack" : "heap") : "other")
-      previous = perms
-      next
-    }
-    /^Rss:/ { rss[kind] += $2 }
-    END { printf "%d %d %d %d\n", rss["heap"], rss["stack"], rss["binary"], rss["other"] }
-  ' "/proc/$1/smaps"
-}
-
 echo
 echo "Memory at ${RATE} orders/s after ${SECONDS_TO_RUN} s, 6 partitions, $(date -u +%F), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo

@@ -170,6 +170,22 @@ sample_peak_rss_kib() {
   echo "$peak"
 }
 
+# smaps_kinds PID: "heap stacks binary other" resident KiB now, from /proc/PID/smaps. Thread
+# stacks are the anonymous mappings directly above a guard page (no permissions); the binary
+# is every file mapping.
+smaps_kinds() {
+  awk '
+    /^[0-9a-f]+-[0-9a-f]+ / {
+      perms = $2; name = (NF >= 6) ? $6 : ""
+      kind = (name ~ /^\//) ? "binary" : (name == "" ? ((previous == "---p") ? "stack" : "heap") : "other")
+      previous = perms
+      next
+    }
+    /^Rss:/ { rss[kind] += $2 }
+    END { printf "%d %d %d %d\n", rss["heap"], rss["stack"], rss["binary"], rss["other"] }
+  ' "/proc/$1/smaps"
+}
+
 # cpu_ticks PID: user + system CPU time the process has used, in clock ticks (the fields after
 # the command name in /proc/PID/stat, which may itself contain spaces and parentheses).
 cpu_ticks() {
