@@ -26,9 +26,11 @@ fn check(service: Service, name: &str, env_file: &str) {
         "maybe",
         "invalid value for ENABLE_IDEMPOTENCE: \"maybe\" (accepted: 1 or 0 (also true/false, yes/no, on/off))",
     );
+    // LINGER_MS is set, not read from the env file: the two services' files differ (5, 20).
     let output = cli.run(
         &["--check-config"],
         &[
+            ("LINGER_MS", "5"),
             ("REQUEST_TIMEOUT_MS", "60000"),
             ("DELIVERY_TIMEOUT_MS", "30000"),
         ],
