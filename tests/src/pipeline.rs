@@ -543,49 +543,30 @@ impl Pipeline {
 
     /// Every dead letter, by reason, counted by distinct source record.
     pub async fn dead_letters(&self) -> DeadLetters {
-        let client = self.data_client().await;
+        let letters = crate::topic::read_all(
+            &self.connection(),
+            &self.names.dead_letters,
+            self.partitions,
+        )
+        .await;
         let mut distinct: BTreeMap<String, BTreeSet<(String, String)>> = BTreeMap::new();
-        let mut records = 0;
-        for partition in 0..self.partitions {
-            let partition_client = client
-                .partition_client(
-                    &self.names.dead_letters,
-                    partition,
-                    UnknownTopicHandling::Retry,
-                )
-                .await
-                .expect("a partition client");
-            let mut offset = 0;
-            loop {
-                let (batch, high_watermark) = partition_client
-                    .fetch_records(offset, 1..50_000_000, 100)
-                    .await
-                    .expect("fetch");
-                let start = offset;
-                for record in batch.into_iter().filter(|r| r.offset >= start) {
-                    offset = record.offset + 1;
-                    records += 1;
-                    let header = |name: &str| {
-                        record
-                            .record
-                            .headers
-                            .get(name)
-                            .map(|v| String::from_utf8_lossy(v).into_owned())
-                            .unwrap_or_default()
-                    };
-                    distinct
-                        .entry(header("reason"))
-                        .or_default()
-                        .insert((header("source-partition"), header("source-offset")));
-                }
-                if offset >= high_watermark {
-                    break;
-                }
-            }
+        for (_, record) in &letters {
+            let header = |name: &str| {
+                record
+                    .record
+                    .headers
+                    .get(name)
+                    .map(|v| String::from_utf8_lossy(v).into_owned())
+                    .unwrap_or_default()
+            };
+            distinct
+                .entry(header("reason"))
+                .or_default()
+                .insert((header("source-partition"), header("source-offset")));
         }
         DeadLetters {
             distinct_by_reason: distinct.into_iter().map(|(k, v)| (k, v.len())).collect(),
-            records,
+            records: letters.len(),
         }
     }
 }
